@@ -1,0 +1,71 @@
+"""broker: asyncio messaging between services with single delivery and balancing strategies."""
+
+from backends.clock import ManualClock, SystemClock
+from broker.client import Client, Health, Stats
+from broker.config import Config, parse_duration
+from broker.errors import (
+    BackendError,
+    BackendUnavailable,
+    BrokerError,
+    ClientClosed,
+    ConfigError,
+    HandlerError,
+    InvalidTopic,
+    PayloadTooLarge,
+    SerializationError,
+)
+from broker.factory import client_from_env, new_client, new_memory_client
+from broker.handlers import HandlerFunc
+from broker.message import DeadLetter, Delivery, Envelope, Message
+from broker.protocols import (
+    Balancer,
+    Candidate,
+    Clock,
+    ComponentHealth,
+    GroupStats,
+    MemberInfo,
+    Queue,
+    Registry,
+    Strategy,
+)
+from broker.subscriber import Subscriber
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "BackendUnavailable",
+    "Balancer",
+    "BrokerError",
+    "Candidate",
+    "Client",
+    "ClientClosed",
+    "Clock",
+    "ComponentHealth",
+    "Config",
+    "ConfigError",
+    "DeadLetter",
+    "Delivery",
+    "Envelope",
+    "GroupStats",
+    "HandlerError",
+    "HandlerFunc",
+    "Health",
+    "InvalidTopic",
+    "ManualClock",
+    "MemberInfo",
+    "Message",
+    "PayloadTooLarge",
+    "Queue",
+    "Registry",
+    "SerializationError",
+    "Stats",
+    "Strategy",
+    "Subscriber",
+    "SystemClock",
+    "__version__",
+    "client_from_env",
+    "new_client",
+    "new_memory_client",
+    "parse_duration",
+]

@@ -1,0 +1,384 @@
+"""The client: publishes, routes each message to one member per group, runs cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Self
+
+import msgspec
+
+from broker.config import Config
+from broker.errors import ClientClosed, PayloadTooLarge
+from broker.message import Codec, DeadLetter, Envelope, check_name, new_id
+from broker.protocols import (
+    Balancer,
+    Clock,
+    ComponentHealth,
+    GroupStats,
+    MemberInfo,
+    Queue,
+)
+from broker.subscriber import Subscriber
+
+__all__ = ["Client", "Health", "Stats"]
+
+log = logging.getLogger("broker")
+_BACKLOG_BATCH = 500
+
+
+class Stats(msgspec.Struct, frozen=True):
+    """A snapshot of queues and members, per topic and group."""
+
+    app: str
+    strategy: str
+    groups: list[GroupStats]
+    members: list[MemberInfo]
+    taken_at: float
+
+
+class Health(msgspec.Struct, frozen=True):
+    """Whether the backend and the balancer answer."""
+
+    ok: bool
+    components: list[ComponentHealth]
+
+
+class Client:
+    """Publishes messages and creates subscribers over one queue and one balancer.
+
+    Build one with `broker.new_memory_client` (or another constructor) and use it as an async
+    context manager: leaving the block stops its subscribers and closes the backend.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        queue: Queue,
+        balancer: Balancer,
+        *,
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.queue = queue
+        self.balancer = balancer
+        self.registry = balancer.registry
+        self.clock = clock
+        self.codec = Codec(config.content_type)
+        self.rng = rng or random.Random()
+        self._subscribers: list[Subscriber] = []
+        self._groups: set[str] = set()
+        self._maintenance: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop every subscriber (gracefully), then close the balancer and the backend."""
+        if self._closed:
+            return
+        for subscriber in list(self._subscribers):
+            await subscriber.stop()
+        self._closed = True
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+        await self.balancer.aclose()
+        await self.queue.aclose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosed("this client is closed; create a new one")
+
+    # -- publishing ------------------------------------------------------------------------
+
+    def _envelope(
+        self,
+        topic: str,
+        payload: object,
+        key: str | None,
+        headers: dict[str, str] | None,
+        max_attempts: int | None,
+    ) -> Envelope:
+        data = self.codec.encode(payload)
+        if len(data) > self.config.max_payload_bytes:
+            raise PayloadTooLarge(len(data), self.config.max_payload_bytes)
+        return Envelope(
+            id=new_id(),
+            topic=topic,
+            payload=data,
+            created_at=time.time(),
+            key=key,
+            headers=headers or {},
+            max_attempts=max_attempts or self.config.max_attempts,
+            content_type=self.codec.content_type,
+        )
+
+    async def publish(
+        self,
+        topic: str,
+        payload: object,
+        *,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+        max_attempts: int | None = None,
+    ) -> str:
+        """Publish one message; one member of every group subscribed to ``topic`` handles it.
+
+        Args:
+            topic: where to publish (letters, digits and ``._-:/``).
+            payload: anything msgspec encodes (dicts, lists, dataclasses, Structs, ...).
+            key: routing key for the ``consistent_hash`` strategy.
+            headers: string metadata carried with the message.
+            max_attempts: deliveries before the message goes to the dead letters.
+
+        Returns:
+            The message id.
+
+        Raises:
+            InvalidTopic, PayloadTooLarge, SerializationError: before anything is stored.
+        """
+        self._check_open()
+        check_name(topic)
+        envelope = self._envelope(topic, payload, key, headers, max_attempts)
+        await self._deliver(topic, [envelope])
+        return envelope.id
+
+    async def publish_many(
+        self,
+        topic: str,
+        payloads: Sequence[object],
+        *,
+        keys: Sequence[str | None] | None = None,
+        headers: dict[str, str] | None = None,
+        max_attempts: int | None = None,
+    ) -> list[str]:
+        """Publish several messages to one topic in one batch; returns their ids.
+
+        Every payload is encoded and checked before any is stored.
+        """
+        self._check_open()
+        check_name(topic)
+        if keys is not None and len(keys) != len(payloads):
+            raise ValueError(f"got {len(keys)} keys for {len(payloads)} payloads")
+        envelopes = [
+            self._envelope(topic, p, keys[i] if keys else None, headers, max_attempts)
+            for i, p in enumerate(payloads)
+        ]
+        if envelopes:
+            await self._deliver(topic, envelopes)
+        return [e.id for e in envelopes]
+
+    async def _deliver(self, topic: str, envelopes: Sequence[Envelope]) -> None:
+        groups = await self.queue.groups(topic)
+        if not groups:
+            await self.queue.declare(topic, self.config.app_name)
+            groups = [self.config.app_name]
+        for group in groups:
+            self._groups.add(group)
+            await self._route(group, topic, envelopes)
+
+    async def _route(
+        self, group: str, topic: str, envelopes: Sequence[Envelope], *, drain: bool = True
+    ) -> int:
+        """Push each envelope to the member the balancer picks; returns how many were placed."""
+        load = await self.queue.outstanding(group) if self.balancer.needs_load else {}
+        members = await self.balancer.assign(group, topic, envelopes, load)
+        first = members[0]
+        if members.count(first) == len(members):
+            backlogged = await self.queue.push(group, first, envelopes)
+        else:
+            batches: dict[str | None, list[Envelope]] = defaultdict(list)
+            for member, envelope in zip(members, envelopes, strict=True):
+                batches[member].append(envelope)
+            backlogged = 0
+            for member, batch in batches.items():
+                backlogged += await self.queue.push(group, member, batch)
+        placed = len(envelopes) - backlogged
+        if drain and backlogged and any(m is not None for m in members):
+            await self.drain_backlog(group)
+        return placed
+
+    async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
+        """Hand messages (of any topics) to live members of ``group`` by the strategy."""
+        by_topic: dict[str, list[Envelope]] = defaultdict(list)
+        for envelope in envelopes:
+            by_topic[envelope.topic].append(envelope)
+        for topic, batch in by_topic.items():
+            await self._route(group, topic, batch, drain=False)
+
+    async def drain_backlog(self, group: str) -> int:
+        """Dispatch messages that waited for a member of ``group``; returns how many went out."""
+        placed = 0
+        for _ in range(10_000):
+            batch = await self.queue.take_backlog(group, _BACKLOG_BATCH)
+            if not batch:
+                break
+            by_topic: dict[str, list[Envelope]] = defaultdict(list)
+            for envelope in batch:
+                by_topic[envelope.topic].append(envelope)
+            moved = 0
+            for topic, envelopes in by_topic.items():
+                moved += await self._route(group, topic, envelopes, drain=False)
+            placed += moved
+            if moved < len(batch):
+                break
+        return placed
+
+    # -- subscribing -----------------------------------------------------------------------
+
+    def subscriber(
+        self,
+        *,
+        group: str | None = None,
+        weight: int = 1,
+        max_jobs: int | None = None,
+        member_id: str | None = None,
+    ) -> Subscriber:
+        """A new member of ``group`` (default: the app name); add handlers, then `start` it.
+
+        Args:
+            group: consumer group; every group gets every message once.
+            weight: share of the group's messages under the ``weighted`` strategy.
+            max_jobs: handlers run at once at most (default ``config.max_jobs``).
+            member_id: a stable id for this member (default: host, pid and a random suffix).
+        """
+        self._check_open()
+        subscriber = Subscriber(
+            self,
+            group=check_name(group or self.config.app_name, "group"),
+            weight=weight,
+            max_jobs=max_jobs or self.config.max_jobs,
+            member_id=member_id,
+        )
+        self._subscribers.append(subscriber)
+        return subscriber
+
+    def _started(self, subscriber: Subscriber) -> None:
+        self._groups.add(subscriber.group)
+        if self._maintenance is None:
+            self._maintenance = asyncio.create_task(self._maintain(), name="broker-cleanup")
+
+    def _forget(self, subscriber: Subscriber) -> None:
+        with contextlib.suppress(ValueError):
+            self._subscribers.remove(subscriber)
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.cleanup_interval)
+            try:
+                await self.cleanup()
+            except Exception:
+                log.exception("cleanup failed; retrying at the next tick")
+
+    async def cleanup(self) -> int:
+        """One cleanup pass (run every ``cleanup_interval``): evict silent members, hand
+        their messages and every expired lease to live members, dispatch backlogs.
+
+        Returns:
+            How many messages were handed over.
+        """
+        moved = 0
+        for member in await self.registry.evict_expired():
+            log.warning("member %s of %s missed its heartbeats; evicted", member.id, member.group)
+            taken = await self.queue.detach(member.group, member.id, leased=True)
+            moved += len(taken)
+            await self.reroute(member.group, taken)
+        expired: dict[str, list[Envelope]] = defaultdict(list)
+        for group, envelope in await self.queue.expire_leases():
+            expired[group].append(envelope)
+        for group, envelopes in expired.items():
+            moved += len(envelopes)
+            await self.reroute(group, envelopes)
+        for group in sorted(self._groups):
+            moved += await self.drain_backlog(group)
+        return moved
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def members(self, group: str | None = None) -> list[MemberInfo]:
+        """Live members of one group (default: the app name)."""
+        return await self.registry.members(group or self.config.app_name)
+
+    async def set_weight(self, member: str, weight: int, *, group: str | None = None) -> bool:
+        """Change a member's weight; applies from the next message. False if it is unknown."""
+        if weight < 0:
+            raise ValueError("a weight is zero or more")
+        return await self.registry.set_weight(group or self.config.app_name, member, weight)
+
+    async def dead_letters(self, group: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """The newest dead letters with their last error."""
+        return await self.queue.dead_letters(group, limit)
+
+    async def replay(self, ids: Sequence[str]) -> int:
+        """Publish dead letters again (attempts reset) to their group; returns how many."""
+        taken = await self.queue.take_dead(ids)
+        by_group: dict[str, list[Envelope]] = defaultdict(list)
+        for dead in taken:
+            by_group[dead.group].append(msgspec.structs.replace(dead.envelope, attempt=0))
+        for group, envelopes in by_group.items():
+            await self.reroute(group, envelopes)
+        return len(taken)
+
+    async def purge(self, ids: Sequence[str]) -> int:
+        """Delete dead letters for good; returns how many."""
+        return len(await self.queue.take_dead(ids))
+
+    async def stats(self) -> Stats:
+        """Queue counts per topic and group, and the live members of the known groups."""
+        groups = await self.queue.stats()
+        names = sorted(self._groups | {g.group for g in groups})
+        members = [m for name in names for m in await self.registry.members(name)]
+        return Stats(
+            app=self.config.app_name,
+            strategy=self.config.strategy,
+            groups=groups,
+            members=members,
+            taken_at=self.clock.now(),
+        )
+
+    async def health(self) -> Health:
+        """Check the backend and the registry answer, with their latency."""
+        backend = await self.queue.ping()
+        started = time.perf_counter()
+        try:
+            await self.registry.members(self.config.app_name)
+            registry = ComponentHealth(
+                "balancer", True, (time.perf_counter() - started) * 1000, self.config.strategy
+            )
+        except Exception as exc:
+            registry = ComponentHealth("balancer", False, 0.0, f"{type(exc).__name__}: {exc}")
+        return Health(ok=backend.ok and registry.ok, components=[backend, registry])
+
+    async def join(self, timeout: float = 30.0) -> None:
+        """Wait until nothing is queued, delayed or in flight (a test and shutdown helper).
+
+        Raises:
+            TimeoutError: work remained after ``timeout`` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            pending = sum(g.queued + g.in_flight + g.delayed for g in await self.queue.stats())
+            if pending == 0:
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(f"{pending} messages still pending after {timeout}s")
+            await asyncio.sleep(0.005)

@@ -1,0 +1,85 @@
+"""Every error the SDK raises, in one tree.
+
+    BrokerError
+    ├── ConfigError            bad configuration value (names the variable and what it accepts)
+    ├── InvalidTopic           a topic or group name that would break keys or patterns
+    ├── PayloadTooLarge        an encoded payload over the size limit, refused before any I/O
+    ├── SerializationError     a payload msgspec cannot encode
+    ├── ClientClosed           the client or subscriber was used after aclose()/stop()
+    ├── HandlerError           a subscriber was set up wrongly (duplicate topic, bad signature)
+    └── BackendError           the storage or registry failed
+        └── BackendUnavailable the backend could not be reached
+
+Driver errors are wrapped at the boundary with ``raise ... from exc`` so callers catch one type.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "BackendUnavailable",
+    "BrokerError",
+    "ClientClosed",
+    "ConfigError",
+    "HandlerError",
+    "InvalidTopic",
+    "PayloadTooLarge",
+    "SerializationError",
+]
+
+
+class BrokerError(Exception):
+    """Base class of every error raised by broker."""
+
+
+class ConfigError(BrokerError, ValueError):
+    """A configuration value is missing or malformed."""
+
+    def __init__(self, variable: str, value: object, accepted: str) -> None:
+        self.variable = variable
+        self.value = value
+        self.accepted = accepted
+        super().__init__(f"{variable}={value!r} is not valid: expected {accepted}")
+
+
+class InvalidTopic(BrokerError, ValueError):
+    """A topic (or group) name is not allowed."""
+
+    def __init__(self, topic: str, reason: str) -> None:
+        self.topic = topic
+        self.reason = reason
+        super().__init__(
+            f"invalid name {topic!r}: {reason}; use 1-200 characters of letters, digits and ._-:/"
+        )
+
+
+class PayloadTooLarge(BrokerError, ValueError):
+    """An encoded payload is larger than ``max_payload_bytes``."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"payload is {size} bytes, over the {limit}-byte limit (raise max_payload_bytes "
+            "or MAX_PAYLOAD_BYTES, or store the data elsewhere and send a reference)"
+        )
+
+
+class SerializationError(BrokerError, TypeError):
+    """A payload could not be encoded."""
+
+
+class ClientClosed(BrokerError, RuntimeError):
+    """The client or subscriber was used after it was closed."""
+
+
+class HandlerError(BrokerError, TypeError):
+    """A handler was registered wrongly."""
+
+
+class BackendError(BrokerError):
+    """The backend failed to store or deliver."""
+
+
+class BackendUnavailable(BackendError, ConnectionError):
+    """The backend could not be reached."""

@@ -1,0 +1,231 @@
+"""The narrow interfaces backends and balancers implement, and the data they exchange.
+
+A client composes one `Queue` (durable storage and leasing) with one `Balancer` (which member of a
+group gets a message, over the live members its `Registry` knows). Every resource is an async
+context manager with ``aclose()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+import msgspec
+
+from broker.message import DeadLetter, Delivery, Envelope
+
+__all__ = [
+    "Balancer",
+    "Candidate",
+    "Clock",
+    "ComponentHealth",
+    "DeadLetters",
+    "GroupStats",
+    "Inboxes",
+    "MemberInfo",
+    "Queue",
+    "Registry",
+    "Resource",
+    "Strategy",
+]
+
+
+class MemberInfo(msgspec.Struct, frozen=True):
+    """One live subscriber instance of a group, as the registry knows it."""
+
+    id: str
+    group: str
+    topics: tuple[str, ...]
+    weight: int = 1
+    joined_at: float = 0.0
+    last_seen: float = 0.0
+    in_flight: int = 0
+    processed: int = 0
+    failed: int = 0
+
+
+class Candidate(msgspec.Struct, frozen=True, gc=False):
+    """A member a strategy may choose, with its load at the time of the choice."""
+
+    id: str
+    weight: int = 1
+    outstanding: int = 0
+
+
+class GroupStats(msgspec.Struct, frozen=True):
+    """Counts of one topic as seen by one consumer group."""
+
+    topic: str
+    group: str
+    queued: int
+    in_flight: int
+    delayed: int
+    dead: int
+    processed: int
+    failed: int
+
+
+class ComponentHealth(msgspec.Struct, frozen=True):
+    """Whether one part answered, and how fast."""
+
+    name: str
+    ok: bool
+    latency_ms: float
+    detail: str = ""
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Where time comes from: wall-clock seconds. Tests inject a clock they can move."""
+
+    def now(self) -> float: ...
+
+
+class Strategy(Protocol):
+    """Chooses one candidate for a message.
+
+    ``candidates`` is never empty and is sorted by id. A strategy may keep its own position
+    (round-robin, smooth weights) but reads load only from the candidates; one instance serves
+    one group. A strategy that reads ``Candidate.outstanding`` sets a class attribute
+    ``uses_load = True`` so the balancer fills it in.
+    """
+
+    def select(self, message: Envelope, candidates: Sequence[Candidate]) -> Candidate: ...
+
+
+class Resource(Protocol):
+    """Something that holds connections or tasks and must be closed."""
+
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class Registry(Resource, Protocol):
+    """Live members per group, kept alive by heartbeats."""
+
+    async def register(self, member: MemberInfo) -> None:
+        """Add or replace a member; it is live from now until it stops heartbeating."""
+
+    async def heartbeat(
+        self, group: str, member: str, *, in_flight: int, processed: int, failed: int
+    ) -> bool:
+        """Refresh ``last_seen`` and counters in O(1); False if the member was evicted."""
+
+    async def deregister(self, group: str, member: str) -> None:
+        """Remove a member now (graceful leave)."""
+
+    async def members(self, group: str) -> list[MemberInfo]:
+        """The live members of ``group``, sorted by id."""
+
+    async def set_weight(self, group: str, member: str, weight: int) -> bool:
+        """Change a member's weight from the next message; False if it is unknown."""
+
+    async def evict_expired(self) -> list[MemberInfo]:
+        """Remove and return every member silent for longer than the heartbeat TTL."""
+
+
+class Balancer(Resource, Protocol):
+    """Decides which live member of a group handles each message."""
+
+    @property
+    def registry(self) -> Registry: ...
+
+    @property
+    def needs_load(self) -> bool:
+        """Whether `assign` reads ``load`` (callers skip computing it otherwise)."""
+
+    async def assign(
+        self,
+        group: str,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        load: Mapping[str, int],
+    ) -> list[str | None]:
+        """One member id per envelope (None when no live member handles ``topic``).
+
+        ``load`` is the number of outstanding messages per member before these envelopes.
+        """
+
+
+class Inboxes(Protocol):
+    """Routing storage: per-member inboxes and the group backlog."""
+
+    async def declare(self, topic: str, group: str) -> None:
+        """Make ``group`` receive every message published on ``topic`` from now on."""
+
+    async def groups(self, topic: str) -> list[str]:
+        """The groups declared on ``topic``."""
+
+    async def attach(self, group: str, member: str) -> None:
+        """Open a member's inbox so messages can be pushed to it."""
+
+    async def detach(self, group: str, member: str, *, leased: bool = True) -> list[Envelope]:
+        """Close a member's inbox; return what it held, to be handed to others.
+
+        With ``leased`` (a dead member) its leased messages are taken too and the inbox goes;
+        without (a member leaving gracefully) they stay until acked or released.
+        """
+
+    async def push(self, group: str, member: str | None, envelopes: Sequence[Envelope]) -> int:
+        """Append to a member's inbox (or to the group backlog when ``member`` is None).
+
+        Envelopes whose member inbox is closed go to the backlog. Returns how many did.
+        """
+
+    async def take_backlog(self, group: str, limit: int) -> list[Envelope]:
+        """Remove and return up to ``limit`` messages waiting for a member of ``group``."""
+
+    async def outstanding(self, group: str) -> dict[str, int]:
+        """Per member: messages pushed to it and not yet settled."""
+
+
+class DeadLetters(Protocol):
+    """Messages that will not be delivered again."""
+
+    async def dead_letters(self, group: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """The newest dead letters, of one group or all."""
+
+    async def take_dead(self, ids: Sequence[str]) -> list[DeadLetter]:
+        """Remove and return the dead letters with these message ids (to replay or purge)."""
+
+
+class Queue(Inboxes, DeadLetters, Resource, Protocol):
+    """Durable storage and leasing of messages."""
+
+    async def fetch(
+        self, group: str, member: str, count: int, lease: float, timeout: float
+    ) -> list[Delivery]:
+        """Lease up to ``count`` due messages of a member's inbox, waiting up to ``timeout``."""
+
+    async def renew(self, deliveries: Sequence[Delivery], lease: float) -> int:
+        """Extend the leases still held; returns how many were."""
+
+    async def ack(self, delivery: Delivery) -> bool:
+        """Complete a delivery; False (and no effect) if its lease was lost."""
+
+    async def retry(self, delivery: Delivery, delay: float, error: str) -> bool:
+        """Offer the message again to the same member after ``delay``; fenced like ack."""
+
+    async def bury(self, delivery: Delivery, error: str) -> bool:
+        """Move the message to the dead letters with ``error``; fenced like ack."""
+
+    async def release(self, delivery: Delivery) -> Envelope | None:
+        """Give a leased message back unprocessed (not counted as an attempt), to reroute."""
+
+    async def expire_leases(self) -> list[tuple[str, Envelope]]:
+        """Take back every lease past its deadline; returns (group, envelope) to reroute."""
+
+    async def stats(self) -> list[GroupStats]:
+        """Counts per topic and group."""
+
+    async def ping(self) -> ComponentHealth:
+        """Check the backend answers."""

@@ -1,0 +1,310 @@
+"""A subscriber: one member of a consumer group, running handlers with bounded concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import secrets
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import TYPE_CHECKING, Self, TypeVar
+
+import msgspec
+
+from broker.errors import ClientClosed, HandlerError
+from broker.handlers import Handler, HandlerFunc
+from broker.message import Delivery, check_name
+from broker.protocols import MemberInfo
+
+if TYPE_CHECKING:
+    from broker.client import Client
+
+__all__ = ["Subscriber"]
+
+log = logging.getLogger("broker")
+F = TypeVar("F", bound=HandlerFunc)
+_FETCH_WAIT = 1.0
+_ERROR_PAUSE = 0.5
+
+
+def _member_id() -> str:
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:60] or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Subscriber:
+    """One live member of a group: registers, heartbeats, fetches and runs handlers.
+
+    Create it with `Client.subscriber`, add handlers with `handler`, then `start` it (or use
+    it as an async context manager). It runs at most ``max_jobs`` handlers at once and never
+    fetches more than it can run.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        group: str,
+        weight: int,
+        max_jobs: int,
+        member_id: str | None,
+    ) -> None:
+        if max_jobs < 1:
+            raise ValueError("max_jobs is 1 or more")
+        if weight < 0:
+            raise ValueError("a weight is zero or more")
+        self._client = client
+        self.group = group
+        self.id = check_name(member_id, "member id") if member_id else _member_id()
+        self.weight = weight
+        self.max_jobs = max_jobs
+        self._handlers: dict[str, Handler] = {}
+        self._held: dict[str, Delivery] = {}
+        self._work: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._slot = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._fetcher: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self.processed = 0
+        self.failed = 0
+        self.lost = 0
+
+    @property
+    def running(self) -> bool:
+        return self._fetcher is not None and not self._stopping
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return tuple(self._handlers)
+
+    # -- handlers --------------------------------------------------------------------------
+
+    def handler(self, topic: str) -> Callable[[F], F]:
+        """Decorator: handle messages of ``topic`` with the decorated function."""
+
+        def register(func: F) -> F:
+            self.add_handler(topic, func)
+            return func
+
+        return register
+
+    def add_handler(self, topic: str, func: HandlerFunc) -> None:
+        """Handle messages of ``topic`` with ``func`` (async, or sync to run in a thread)."""
+        check_name(topic)
+        if topic in self._handlers:
+            raise HandlerError(f"topic {topic!r} already has a handler on this subscriber")
+        if self._fetcher is not None:
+            raise HandlerError("add handlers before start()")
+        self._handlers[topic] = Handler(topic, func)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Declare the group on each topic, register, and start fetching and heartbeating."""
+        if self._stopping:
+            raise ClientClosed("a stopped subscriber cannot start again; create a new one")
+        if self._fetcher is not None:
+            return
+        if not self._handlers:
+            raise HandlerError("add at least one handler before start()")
+        self._client._check_open()
+        queue = self._client.queue
+        for topic in self._handlers:
+            await queue.declare(topic, self.group)
+        if any(not h.is_async for h in self._handlers.values()):
+            self._executor = ThreadPoolExecutor(self.max_jobs, thread_name_prefix="broker")
+        await self._join()
+        self._tasks = [
+            asyncio.create_task(self._worker(), name=f"broker-worker-{i}")
+            for i in range(self.max_jobs)
+        ]
+        self._tasks.append(asyncio.create_task(self._keepalive(), name="broker-heartbeat"))
+        self._fetcher = asyncio.create_task(self._fetch_loop(), name="broker-fetch")
+        self._client._started(self)
+        log.info("member %s joined group %s for %s", self.id, self.group, ", ".join(self._handlers))
+
+    async def _join(self) -> None:
+        info = MemberInfo(id=self.id, group=self.group, topics=self.topics, weight=self.weight)
+        await self._client.registry.register(info)
+        await self._client.queue.attach(self.group, self.id)
+        await self._client.drain_backlog(self.group)
+
+    async def wait_stopped(self) -> None:
+        """Wait until `stop` has finished."""
+        await self._stopped.wait()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Leave gracefully: stop fetching, hand unstarted messages to other members, give
+        in-flight handlers ``grace`` seconds (default ``config.grace_period``) to finish,
+        then cancel the rest and release them for immediate redelivery, and deregister.
+        """
+        if self._fetcher is None or self._stopping:
+            await self._stopped.wait() if self._fetcher is not None else None
+            return
+        self._stopping = True
+        client, queue = self._client, self._client.queue
+        grace = client.config.grace_period if grace is None else grace
+        self._fetcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._fetcher
+        await client.registry.deregister(self.group, self.id)
+        await client.reroute(self.group, await queue.detach(self.group, self.id, leased=False))
+        while not self._work.empty():
+            await self._release(self._work.get_nowait())
+        if self._held:
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for delivery in list(self._held.values()):
+            await self._release(delivery)
+        await client.reroute(self.group, await queue.detach(self.group, self.id, leased=True))
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        client._forget(self)
+        self._stopped.set()
+        log.info("member %s left group %s", self.id, self.group)
+
+    async def _release(self, delivery: Delivery) -> None:
+        self._held.pop(delivery.envelope.id, None)
+        envelope = await self._client.queue.release(delivery)
+        if envelope is not None:
+            await self._client.reroute(self.group, [envelope])
+
+    # -- member info -----------------------------------------------------------------------
+
+    async def info(self) -> MemberInfo | None:
+        """This member as the registry sees it (None if not registered)."""
+        for member in await self._client.registry.members(self.group):
+            if member.id == self.id:
+                return member
+        return None
+
+    async def set_weight(self, weight: int) -> None:
+        """Change this member's weight; applies from the next message."""
+        if weight < 0:
+            raise ValueError("a weight is zero or more")
+        self.weight = weight
+        await self._client.registry.set_weight(self.group, self.id, weight)
+
+    async def heartbeat(self) -> None:
+        """Beat once now (the background task does this every ``heartbeat_interval``);
+        renew the leases of running handlers, and re-register if this member was evicted."""
+        client = self._client
+        alive = await client.registry.heartbeat(
+            self.group,
+            self.id,
+            in_flight=len(self._held),
+            processed=self.processed,
+            failed=self.failed,
+        )
+        if not alive and not self._stopping:
+            log.warning("member %s was evicted while alive; registering again", self.id)
+            await self._join()
+        if self._held:
+            await client.queue.renew(list(self._held.values()), client.config.lease)
+
+    # -- loops -----------------------------------------------------------------------------
+
+    async def _keepalive(self) -> None:
+        config = self._client.config
+        period = min(config.heartbeat_interval, config.lease / 3)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.heartbeat()
+            except Exception:
+                log.exception("heartbeat of %s failed; retrying", self.id)
+
+    async def _fetch_loop(self) -> None:
+        queue, lease = self._client.queue, self._client.config.lease
+        while True:
+            free = self.max_jobs - len(self._held)
+            if free <= 0:
+                self._slot.clear()
+                await self._slot.wait()
+                continue
+            try:
+                batch = await queue.fetch(self.group, self.id, free, lease, _FETCH_WAIT)
+            except Exception:
+                log.exception("fetch for %s failed; retrying", self.id)
+                await asyncio.sleep(_ERROR_PAUSE)
+                continue
+            for delivery in batch:
+                self._held[delivery.envelope.id] = delivery
+                self._work.put_nowait(delivery)
+
+    async def _worker(self) -> None:
+        while True:
+            delivery = await self._work.get()
+            try:
+                await self._process(delivery)
+            except Exception:
+                log.exception("settling message %s failed", delivery.envelope.id)
+            self._held.pop(delivery.envelope.id, None)
+            if not self._held:
+                self._idle.set()
+            self._slot.set()
+
+    async def _process(self, delivery: Delivery) -> None:
+        client, queue = self._client, self._client.queue
+        envelope = delivery.envelope
+        handler = self._handlers.get(envelope.topic)
+        if handler is None:
+            await queue.bury(delivery, f"no handler for topic {envelope.topic!r}")
+            self.failed += 1
+            return
+        try:
+            argument = handler.argument(client.codec, delivery)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await queue.bury(delivery, f"undecodable payload: {exc}")
+            self.failed += 1
+            return
+        try:
+            await handler.call(argument, self._executor)
+        except Exception as exc:
+            self.failed += 1
+            await self._failed(delivery, f"{type(exc).__name__}: {exc}")
+            return
+        if await queue.ack(delivery):
+            self.processed += 1
+        else:
+            self.lost += 1
+            log.warning("lease on %s was lost before its ack; not acked", envelope.id)
+
+    async def _failed(self, delivery: Delivery, error: str) -> None:
+        queue, config = self._client.queue, self._client.config
+        if delivery.attempt >= delivery.envelope.max_attempts:
+            log.error(
+                "message %s dead after %d attempts: %s",
+                delivery.envelope.id,
+                delivery.attempt,
+                error,
+            )
+            await queue.bury(delivery, error)
+            return
+        ceiling = min(config.retry_backoff_max, config.retry_backoff * 2 ** (delivery.attempt - 1))
+        delay = ceiling / 2 + self._client.rng.uniform(0, ceiling / 2)
+        await queue.retry(delivery, delay, error)
