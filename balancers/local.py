@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Self
 
-from balancers.strategies import make_strategy
-
 from balancers.registry import MemoryRegistry
+from balancers.strategies import make_strategy
 from broker.message import Envelope
-from broker.protocols import Candidate, Strategy
+from broker.protocols import Candidate, Strategy, StrategyFactory
 
-__all__ = ["LocalBalancer", "StrategyFactory"]
-
-StrategyFactory = Callable[[random.Random | None], Strategy]
+__all__ = ["LocalBalancer"]
 
 
 class LocalBalancer:

@@ -27,6 +27,7 @@ from broker.protocols import (
     Queue,
     Registry,
     Strategy,
+    StrategyFactory,
 )
 from broker.subscriber import Subscriber
 
@@ -61,6 +62,7 @@ __all__ = [
     "SerializationError",
     "Stats",
     "Strategy",
+    "StrategyFactory",
     "Subscriber",
     "SystemClock",
     "__version__",

@@ -21,6 +21,7 @@ from broker.protocols import (
     Balancer,
     Clock,
     ComponentHealth,
+    Dispatcher,
     GroupStats,
     MemberInfo,
     Queue,
@@ -30,7 +31,6 @@ from broker.subscriber import Subscriber
 __all__ = ["Client", "Health", "Stats"]
 
 log = logging.getLogger("broker")
-_BACKLOG_BATCH = 500
 
 
 class Stats(msgspec.Struct, frozen=True):
@@ -51,7 +51,8 @@ class Health(msgspec.Struct, frozen=True):
 
 
 class Client:
-    """Publishes messages and creates subscribers over one queue and one balancer.
+    """Publishes messages and creates subscribers over one queue, one balancer and the
+    dispatcher that routes between them.
 
     Build one with `broker.new_memory_client` (or another constructor) and use it as an async
     context manager: leaving the block stops its subscribers and closes the backend.
@@ -62,6 +63,7 @@ class Client:
         config: Config,
         queue: Queue,
         balancer: Balancer,
+        dispatcher: Dispatcher,
         *,
         clock: Clock,
         rng: random.Random | None = None,
@@ -69,6 +71,7 @@ class Client:
         self.config = config
         self.queue = queue
         self.balancer = balancer
+        self.dispatcher = dispatcher
         self.registry = balancer.registry
         self.clock = clock
         self.codec = Codec(config.content_type)
@@ -109,27 +112,29 @@ class Client:
 
     # -- publishing ------------------------------------------------------------------------
 
-    def _envelope(
+    def _envelopes(
         self,
         topic: str,
-        payload: object,
-        key: str | None,
+        payloads: Sequence[object],
+        keys: Sequence[str | None] | None,
         headers: dict[str, str] | None,
         max_attempts: int | None,
-    ) -> Envelope:
-        data = self.codec.encode(payload)
-        if len(data) > self.config.max_payload_bytes:
-            raise PayloadTooLarge(len(data), self.config.max_payload_bytes)
-        return Envelope(
-            id=new_id(),
-            topic=topic,
-            payload=data,
-            created_at=time.time(),
-            key=key,
-            headers=headers or {},
-            max_attempts=max_attempts or self.config.max_attempts,
-            content_type=self.codec.content_type,
-        )
+    ) -> list[Envelope]:
+        """Encode and size-check every payload before anything is stored."""
+        encode, limit = self.codec.encode, self.config.max_payload_bytes
+        attempts, content_type = max_attempts or self.config.max_attempts, self.codec.content_type
+        now = time.time()
+        envelopes: list[Envelope] = []
+        for index, payload in enumerate(payloads):
+            data = encode(payload)
+            if len(data) > limit:
+                raise PayloadTooLarge(len(data), limit)
+            key = keys[index] if keys is not None else None
+            meta = dict(headers) if headers else {}
+            envelopes.append(
+                Envelope(new_id(), topic, data, now, key, meta, 0, attempts, content_type)
+            )
+        return envelopes
 
     async def publish(
         self,
@@ -157,9 +162,9 @@ class Client:
         """
         self._check_open()
         check_name(topic)
-        envelope = self._envelope(topic, payload, key, headers, max_attempts)
-        await self._deliver(topic, [envelope])
-        return envelope.id
+        envelopes = self._envelopes(topic, [payload], [key], headers, max_attempts)
+        await self._deliver(topic, envelopes)
+        return envelopes[0].id
 
     async def publish_many(
         self,
@@ -178,10 +183,7 @@ class Client:
         check_name(topic)
         if keys is not None and len(keys) != len(payloads):
             raise ValueError(f"got {len(keys)} keys for {len(payloads)} payloads")
-        envelopes = [
-            self._envelope(topic, p, keys[i] if keys else None, headers, max_attempts)
-            for i, p in enumerate(payloads)
-        ]
+        envelopes = self._envelopes(topic, payloads, keys, headers, max_attempts)
         if envelopes:
             await self._deliver(topic, envelopes)
         return [e.id for e in envelopes]
@@ -193,54 +195,7 @@ class Client:
             groups = [self.config.app_name]
         for group in groups:
             self._groups.add(group)
-            await self._route(group, topic, envelopes)
-
-    async def _route(
-        self, group: str, topic: str, envelopes: Sequence[Envelope], *, drain: bool = True
-    ) -> int:
-        """Push each envelope to the member the balancer picks; returns how many were placed."""
-        load = await self.queue.outstanding(group) if self.balancer.needs_load else {}
-        members = await self.balancer.assign(group, topic, envelopes, load)
-        first = members[0]
-        if members.count(first) == len(members):
-            backlogged = await self.queue.push(group, first, envelopes)
-        else:
-            batches: dict[str | None, list[Envelope]] = defaultdict(list)
-            for member, envelope in zip(members, envelopes, strict=True):
-                batches[member].append(envelope)
-            backlogged = 0
-            for member, batch in batches.items():
-                backlogged += await self.queue.push(group, member, batch)
-        placed = len(envelopes) - backlogged
-        if drain and backlogged and any(m is not None for m in members):
-            await self.drain_backlog(group)
-        return placed
-
-    async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
-        """Hand messages (of any topics) to live members of ``group`` by the strategy."""
-        by_topic: dict[str, list[Envelope]] = defaultdict(list)
-        for envelope in envelopes:
-            by_topic[envelope.topic].append(envelope)
-        for topic, batch in by_topic.items():
-            await self._route(group, topic, batch, drain=False)
-
-    async def drain_backlog(self, group: str) -> int:
-        """Dispatch messages that waited for a member of ``group``; returns how many went out."""
-        placed = 0
-        for _ in range(10_000):
-            batch = await self.queue.take_backlog(group, _BACKLOG_BATCH)
-            if not batch:
-                break
-            by_topic: dict[str, list[Envelope]] = defaultdict(list)
-            for envelope in batch:
-                by_topic[envelope.topic].append(envelope)
-            moved = 0
-            for topic, envelopes in by_topic.items():
-                moved += await self._route(group, topic, envelopes, drain=False)
-            placed += moved
-            if moved < len(batch):
-                break
-        return placed
+            await self.dispatcher.dispatch(group, topic, envelopes)
 
     # -- subscribing -----------------------------------------------------------------------
 
@@ -300,15 +255,15 @@ class Client:
             log.warning("member %s of %s missed its heartbeats; evicted", member.id, member.group)
             taken = await self.queue.detach(member.group, member.id, leased=True)
             moved += len(taken)
-            await self.reroute(member.group, taken)
+            await self.dispatcher.reroute(member.group, taken)
         expired: dict[str, list[Envelope]] = defaultdict(list)
         for group, envelope in await self.queue.expire_leases():
             expired[group].append(envelope)
         for group, envelopes in expired.items():
             moved += len(envelopes)
-            await self.reroute(group, envelopes)
+            await self.dispatcher.reroute(group, envelopes)
         for group in sorted(self._groups):
-            moved += await self.drain_backlog(group)
+            moved += await self.dispatcher.drain_backlog(group)
         return moved
 
     # -- operations ------------------------------------------------------------------------
@@ -334,7 +289,7 @@ class Client:
         for dead in taken:
             by_group[dead.group].append(msgspec.structs.replace(dead.envelope, attempt=0))
         for group, envelopes in by_group.items():
-            await self.reroute(group, envelopes)
+            await self.dispatcher.reroute(group, envelopes)
         return len(taken)
 
     async def purge(self, ids: Sequence[str]) -> int:

@@ -1,18 +1,18 @@
-"""Constructors: a client for each backend, from code or from the environment."""
+"""Constructors: a client for each backend, from code or from the environment.
+
+Implementations are imported when a constructor runs, so ``import broker`` stays light and
+the backends and balancers may import ``broker.message`` and ``broker.protocols`` freely.
+"""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
 
-from backends.clock import SystemClock
-from backends.memory import MemoryQueue
-from balancers.local import LocalBalancer, StrategyFactory
-from balancers.registry import MemoryRegistry
 from broker.client import Client
 from broker.config import Config
 from broker.errors import ConfigError
-from broker.protocols import Clock
+from broker.protocols import Clock, StrategyFactory
 
 __all__ = ["client_from_env", "new_client", "new_memory_client"]
 
@@ -34,6 +34,12 @@ def new_memory_client(
         clock: time source for leases, delays and heartbeats (a `ManualClock` in tests).
         rng: random source for the strategies and retry jitter.
     """
+    from backends.clock import SystemClock
+    from backends.memory import MemoryQueue
+    from balancers.dispatch import LocalDispatcher
+    from balancers.local import LocalBalancer
+    from balancers.registry import MemoryRegistry
+
     config = config or Config()
     if app is not None:
         config = config.replace(app_name=app)
@@ -42,7 +48,9 @@ def new_memory_client(
     clock = clock or SystemClock()
     registry = MemoryRegistry(clock, config.heartbeat_ttl)
     balancer = LocalBalancer(registry, strategy or config.strategy, rng)
-    return Client(config, MemoryQueue(clock), balancer, clock=clock, rng=rng)
+    queue = MemoryQueue(clock)
+    dispatcher = LocalDispatcher(queue, balancer)
+    return Client(config, queue, balancer, dispatcher, clock=clock, rng=rng)
 
 
 def new_client(config: Config) -> Client:

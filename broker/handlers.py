@@ -42,20 +42,20 @@ class Handler:
         if not self.wants_message:
             return payload
         return Message(
-            id=envelope.id,
-            topic=envelope.topic,
-            payload=payload,
-            key=envelope.key,
-            headers=envelope.headers,
-            attempt=delivery.attempt,
-            max_attempts=envelope.max_attempts,
-            created_at=envelope.created_at,
+            envelope.id,
+            envelope.topic,
+            payload,
+            envelope.key,
+            envelope.headers,
+            delivery.attempt,
+            envelope.max_attempts,
+            envelope.created_at,
         )
 
     async def call(self, argument: object, executor: Executor | None) -> object:
         """Run the function: awaited if async, in ``executor`` if not."""
         if self.is_async:
-            return await typing.cast(Callable[[Any], Awaitable[object]], self.func)(argument)
+            return await self.func(argument)  # type: ignore[misc]
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, functools.partial(self.func, argument))
 

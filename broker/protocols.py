@@ -7,7 +7,8 @@ context manager with ``aclose()``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import random
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
@@ -21,6 +22,7 @@ __all__ = [
     "Clock",
     "ComponentHealth",
     "DeadLetters",
+    "Dispatcher",
     "GroupStats",
     "Inboxes",
     "MemberInfo",
@@ -28,6 +30,7 @@ __all__ = [
     "Registry",
     "Resource",
     "Strategy",
+    "StrategyFactory",
 ]
 
 
@@ -94,6 +97,10 @@ class Strategy(Protocol):
     def select(self, message: Envelope, candidates: Sequence[Candidate]) -> Candidate: ...
 
 
+StrategyFactory = Callable[[random.Random | None], Strategy]
+"""Builds one strategy instance (one per group) from an optional random source."""
+
+
 class Resource(Protocol):
     """Something that holds connections or tasks and must be closed."""
 
@@ -154,6 +161,23 @@ class Balancer(Resource, Protocol):
 
         ``load`` is the number of outstanding messages per member before these envelopes.
         """
+
+
+class Dispatcher(Resource, Protocol):
+    """Routes messages to members: the balancer's choice, stored by the queue.
+
+    The memory backend composes a `Balancer` and a `Queue`; a backend that decides and stores
+    in one atomic step (a Redis script) implements this directly.
+    """
+
+    async def dispatch(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> None:
+        """Give each envelope to one live member of ``group`` (or the group backlog)."""
+
+    async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
+        """Hand messages of any topics (taken from a member that left) to live members."""
+
+    async def drain_backlog(self, group: str) -> int:
+        """Dispatch messages that waited for a member of ``group``; returns how many went."""
 
 
 class Inboxes(Protocol):

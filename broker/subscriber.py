@@ -9,6 +9,7 @@ import os
 import re
 import secrets
 import socket
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -65,7 +66,9 @@ class Subscriber:
         self.max_jobs = max_jobs
         self._handlers: dict[str, Handler] = {}
         self._held: dict[str, Delivery] = {}
-        self._work: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._ready: deque[Delivery] = deque()
+        self._idle_workers: deque[asyncio.Future[None]] = deque()
+        self._waking = False
         self._slot = asyncio.Event()
         self._idle = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -147,7 +150,7 @@ class Subscriber:
         info = MemberInfo(id=self.id, group=self.group, topics=self.topics, weight=self.weight)
         await self._client.registry.register(info)
         await self._client.queue.attach(self.group, self.id)
-        await self._client.drain_backlog(self.group)
+        await self._client.dispatcher.drain_backlog(self.group)
 
     async def wait_stopped(self) -> None:
         """Wait until `stop` has finished."""
@@ -158,19 +161,25 @@ class Subscriber:
         in-flight handlers ``grace`` seconds (default ``config.grace_period``) to finish,
         then cancel the rest and release them for immediate redelivery, and deregister.
         """
-        if self._fetcher is None or self._stopping:
-            await self._stopped.wait() if self._fetcher is not None else None
+        if self._stopping:
+            await self._stopped.wait()
             return
         self._stopping = True
+        if self._fetcher is None:  # never started
+            self._client._forget(self)
+            self._stopped.set()
+            return
         client, queue = self._client, self._client.queue
         grace = client.config.grace_period if grace is None else grace
         self._fetcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._fetcher
         await client.registry.deregister(self.group, self.id)
-        await client.reroute(self.group, await queue.detach(self.group, self.id, leased=False))
-        while not self._work.empty():
-            await self._release(self._work.get_nowait())
+        await client.dispatcher.reroute(
+            self.group, await queue.detach(self.group, self.id, leased=False)
+        )
+        while self._ready:
+            await self._release(self._ready.popleft())
         if self._held:
             self._idle.clear()
             with contextlib.suppress(TimeoutError):
@@ -180,7 +189,9 @@ class Subscriber:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for delivery in list(self._held.values()):
             await self._release(delivery)
-        await client.reroute(self.group, await queue.detach(self.group, self.id, leased=True))
+        await client.dispatcher.reroute(
+            self.group, await queue.detach(self.group, self.id, leased=True)
+        )
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         client._forget(self)
@@ -191,7 +202,7 @@ class Subscriber:
         self._held.pop(delivery.envelope.id, None)
         envelope = await self._client.queue.release(delivery)
         if envelope is not None:
-            await self._client.reroute(self.group, [envelope])
+            await self._client.dispatcher.reroute(self.group, [envelope])
 
     # -- member info -----------------------------------------------------------------------
 
@@ -252,19 +263,45 @@ class Subscriber:
                 log.exception("fetch for %s failed; retrying", self.id)
                 await asyncio.sleep(_ERROR_PAUSE)
                 continue
-            for delivery in batch:
-                self._held[delivery.envelope.id] = delivery
-                self._work.put_nowait(delivery)
+            if batch:
+                held = self._held
+                for delivery in batch:
+                    held[delivery.envelope.id] = delivery
+                self._ready.extend(batch)
+                self._wake_worker()
+
+    def _wake_worker(self) -> None:
+        if self._waking:
+            return
+        idle = self._idle_workers
+        while idle:
+            waiter = idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                self._waking = True
+                return
 
     async def _worker(self) -> None:
+        # Workers take from a deque. A worker wakes one more only while work is left, so a
+        # batch of quick handlers costs one wake-up, and slow ones still run side by side.
+        ready, held = self._ready, self._held
+        loop = asyncio.get_running_loop()
         while True:
-            delivery = await self._work.get()
+            if not ready:
+                waiter = loop.create_future()
+                self._idle_workers.append(waiter)
+                await waiter
+                self._waking = False
+                continue
+            delivery = ready.popleft()
+            if ready:
+                self._wake_worker()
             try:
                 await self._process(delivery)
             except Exception:
                 log.exception("settling message %s failed", delivery.envelope.id)
-            self._held.pop(delivery.envelope.id, None)
-            if not self._held:
+            held.pop(delivery.envelope.id, None)
+            if not held:
                 self._idle.set()
             self._slot.set()
 
@@ -283,7 +320,10 @@ class Subscriber:
             self.failed += 1
             return
         try:
-            await handler.call(argument, self._executor)
+            if handler.is_async:
+                await handler.func(argument)  # type: ignore[misc]
+            else:
+                await handler.call(argument, self._executor)
         except Exception as exc:
             self.failed += 1
             await self._failed(delivery, f"{type(exc).__name__}: {exc}")

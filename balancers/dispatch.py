@@ -1,0 +1,87 @@
+"""Routing in this process: the balancer picks, the queue stores."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Self
+
+from broker.message import Envelope
+from broker.protocols import Balancer, Queue
+
+__all__ = ["LocalDispatcher"]
+
+_BACKLOG_BATCH = 500
+
+
+def _by_topic(envelopes: Sequence[Envelope]) -> dict[str, list[Envelope]]:
+    grouped: dict[str, list[Envelope]] = defaultdict(list)
+    for envelope in envelopes:
+        grouped[envelope.topic].append(envelope)
+    return grouped
+
+
+class LocalDispatcher:
+    """Asks the balancer for a member per message and pushes it to that member's inbox.
+
+    The queue refuses a push to an inbox that closed meanwhile (the message goes to the
+    backlog), and the backlog is drained again at once when live members remain.
+    """
+
+    def __init__(self, queue: Queue, balancer: Balancer) -> None:
+        self._queue = queue
+        self._balancer = balancer
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        return None
+
+    async def dispatch(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> None:
+        await self._route(group, topic, envelopes, drain=True)
+
+    async def _route(
+        self, group: str, topic: str, envelopes: Sequence[Envelope], *, drain: bool
+    ) -> int:
+        """Push each envelope to the member the balancer picks; returns how many were placed."""
+        queue = self._queue
+        load = await queue.outstanding(group) if self._balancer.needs_load else {}
+        members = await self._balancer.assign(group, topic, envelopes, load)
+        first = members[0]
+        if members.count(first) == len(members):
+            backlogged = await queue.push(group, first, envelopes)
+        else:
+            batches: dict[str | None, list[Envelope]] = defaultdict(list)
+            for member, envelope in zip(members, envelopes, strict=True):
+                batches[member].append(envelope)
+            backlogged = 0
+            for member, batch in batches.items():
+                backlogged += await queue.push(group, member, batch)
+        if drain and backlogged and any(m is not None for m in members):
+            await self.drain_backlog(group)
+        return len(envelopes) - backlogged
+
+    async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
+        for topic, batch in _by_topic(envelopes).items():
+            await self._route(group, topic, batch, drain=False)
+
+    async def drain_backlog(self, group: str) -> int:
+        placed = 0
+        while batch := await self._queue.take_backlog(group, _BACKLOG_BATCH):
+            moved = 0
+            for topic, envelopes in _by_topic(batch).items():
+                moved += await self._route(group, topic, envelopes, drain=False)
+            placed += moved
+            if moved < len(batch):
+                break  # the rest waits for a member that handles its topic
+        return placed

@@ -1,0 +1,21 @@
+"""The public surface: everything in broker.__all__ exists and belongs to broker."""
+
+from __future__ import annotations
+
+import broker
+
+
+def test_all_names_are_exported_and_public() -> None:
+    for name in broker.__all__:
+        assert hasattr(broker, name), name
+    public = {n for n in dir(broker) if not n.startswith("_")}
+    modules = {"backends", "client", "config", "errors", "factory", "handlers", "message",
+               "protocols", "subscriber"}
+    assert public - set(broker.__all__) <= modules, public - set(broker.__all__) - modules
+
+
+def test_every_error_derives_from_broker_error() -> None:
+    errors = [getattr(broker, n) for n in broker.__all__ if n.endswith(("Error", "Closed"))]
+    errors += [broker.InvalidTopic, broker.PayloadTooLarge, broker.BackendUnavailable]
+    for error in errors:
+        assert issubclass(error, broker.BrokerError), error
