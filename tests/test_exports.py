@@ -9,8 +9,17 @@ def test_all_names_are_exported_and_public() -> None:
     for name in broker.__all__:
         assert hasattr(broker, name), name
     public = {n for n in dir(broker) if not n.startswith("_")}
-    modules = {"backends", "client", "config", "errors", "factory", "handlers", "message",
-               "protocols", "subscriber"}
+    modules = {
+        "backends",
+        "client",
+        "config",
+        "errors",
+        "factory",
+        "handlers",
+        "message",
+        "protocols",
+        "subscriber",
+    }
     assert public - set(broker.__all__) <= modules, public - set(broker.__all__) - modules
 
 
