@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
-from broker.message import Envelope
+from broker.message import Delivery, Envelope
 from broker.protocols import Balancer, Queue
 
 __all__ = ["LocalDispatcher"]
@@ -74,6 +74,26 @@ class LocalDispatcher:
     async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
         for topic, batch in _by_topic(envelopes).items():
             await self._route(group, topic, batch, drain=False)
+
+    async def handover(self, group: str, member: str, *, leased: bool) -> int:
+        taken = await self._queue.detach(group, member, leased=leased)
+        await self.reroute(group, taken)
+        return len(taken)
+
+    async def release(self, delivery: Delivery) -> bool:
+        envelope = await self._queue.release(delivery)
+        if envelope is None:
+            return False
+        await self.reroute(delivery.group, [envelope])
+        return True
+
+    async def expire_leases(self) -> int:
+        expired: dict[str, list[Envelope]] = defaultdict(list)
+        for group, envelope in await self._queue.expire_leases():
+            expired[group].append(envelope)
+        for group, envelopes in expired.items():
+            await self.reroute(group, envelopes)
+        return sum(len(e) for e in expired.values())
 
     async def drain_backlog(self, group: str) -> int:
         placed = 0

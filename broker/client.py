@@ -253,15 +253,8 @@ class Client:
         moved = 0
         for member in await self.registry.evict_expired():
             log.warning("member %s of %s missed its heartbeats; evicted", member.id, member.group)
-            taken = await self.queue.detach(member.group, member.id, leased=True)
-            moved += len(taken)
-            await self.dispatcher.reroute(member.group, taken)
-        expired: dict[str, list[Envelope]] = defaultdict(list)
-        for group, envelope in await self.queue.expire_leases():
-            expired[group].append(envelope)
-        for group, envelopes in expired.items():
-            moved += len(envelopes)
-            await self.dispatcher.reroute(group, envelopes)
+            moved += await self.dispatcher.handover(member.group, member.id, leased=True)
+        moved += await self.dispatcher.expire_leases()
         for group in sorted(self._groups):
             moved += await self.dispatcher.drain_backlog(group)
         return moved

@@ -166,15 +166,29 @@ class Balancer(Resource, Protocol):
 class Dispatcher(Resource, Protocol):
     """Routes messages to members: the balancer's choice, stored by the queue.
 
-    The memory backend composes a `Balancer` and a `Queue`; a backend that decides and stores
-    in one atomic step (a Redis script) implements this directly.
+    Every move of a message between members goes through here, so a backend that decides and
+    stores in one atomic step (a Redis script) implements it directly; the memory backend
+    composes a `Balancer` and a `Queue`.
     """
 
     async def dispatch(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> None:
         """Give each envelope to one live member of ``group`` (or the group backlog)."""
 
     async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
-        """Hand messages of any topics (taken from a member that left) to live members."""
+        """Dispatch messages of any topics again (replayed dead letters)."""
+
+    async def handover(self, group: str, member: str, *, leased: bool) -> int:
+        """Close a member's inbox and give what it held to live members; returns how many.
+
+        ``leased`` (a dead member) moves its leased messages too; without it (a member
+        leaving gracefully) they stay until acked or released.
+        """
+
+    async def release(self, delivery: Delivery) -> bool:
+        """Give a leased message back unprocessed (no attempt counted), to another member."""
+
+    async def expire_leases(self) -> int:
+        """Move every message whose lease ran out to a live member; returns how many."""
 
     async def drain_backlog(self, group: str) -> int:
         """Dispatch messages that waited for a member of ``group``; returns how many went."""

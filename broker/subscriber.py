@@ -169,15 +169,13 @@ class Subscriber:
             self._client._forget(self)
             self._stopped.set()
             return
-        client, queue = self._client, self._client.queue
+        client = self._client
         grace = client.config.grace_period if grace is None else grace
         self._fetcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._fetcher
         await client.registry.deregister(self.group, self.id)
-        await client.dispatcher.reroute(
-            self.group, await queue.detach(self.group, self.id, leased=False)
-        )
+        await client.dispatcher.handover(self.group, self.id, leased=False)
         while self._ready:
             await self._release(self._ready.popleft())
         if self._held:
@@ -189,9 +187,7 @@ class Subscriber:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for delivery in list(self._held.values()):
             await self._release(delivery)
-        await client.dispatcher.reroute(
-            self.group, await queue.detach(self.group, self.id, leased=True)
-        )
+        await client.dispatcher.handover(self.group, self.id, leased=True)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         client._forget(self)
@@ -200,9 +196,7 @@ class Subscriber:
 
     async def _release(self, delivery: Delivery) -> None:
         self._held.pop(delivery.envelope.id, None)
-        envelope = await self._client.queue.release(delivery)
-        if envelope is not None:
-            await self._client.dispatcher.reroute(self.group, [envelope])
+        await self._client.dispatcher.release(delivery)
 
     # -- member info -----------------------------------------------------------------------
 
