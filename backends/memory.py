@@ -213,9 +213,8 @@ class MemoryQueue:
         held = self._held(delivery)
         if held is None:
             return False
-        state, inbox, _ = held
-        del inbox.leased[delivery.envelope.id]
-        state.processed[delivery.envelope.topic] += 1
+        del held[1].leased[delivery.envelope.id]
+        held[0].processed[delivery.envelope.topic] += 1
         return True
 
     async def retry(self, delivery: Delivery, delay: float, error: str) -> bool:

@@ -278,17 +278,17 @@ class Subscriber:
     async def _worker(self) -> None:
         # Workers take from a deque. A worker wakes one more only while work is left, so a
         # batch of quick handlers costs one wake-up, and slow ones still run side by side.
-        ready, held = self._ready, self._held
+        ready, held, idle = self._ready, self._held, self._idle_workers
         loop = asyncio.get_running_loop()
         while True:
             if not ready:
                 waiter = loop.create_future()
-                self._idle_workers.append(waiter)
+                idle.append(waiter)
                 await waiter
                 self._waking = False
                 continue
             delivery = ready.popleft()
-            if ready:
+            if ready and idle and not self._waking:
                 self._wake_worker()
             try:
                 await self._process(delivery)
@@ -300,18 +300,15 @@ class Subscriber:
             self._slot.set()
 
     async def _process(self, delivery: Delivery) -> None:
-        client, queue = self._client, self._client.queue
-        envelope = delivery.envelope
-        handler = self._handlers.get(envelope.topic)
+        queue = self._client.queue
+        handler = self._handlers.get(delivery.envelope.topic)
         if handler is None:
-            await queue.bury(delivery, f"no handler for topic {envelope.topic!r}")
-            self.failed += 1
+            await self._bury(delivery, f"no handler for topic {delivery.envelope.topic!r}")
             return
         try:
-            argument = handler.argument(client.codec, delivery)
+            argument = handler.argument(self._client.codec, delivery)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            await queue.bury(delivery, f"undecodable payload: {exc}")
-            self.failed += 1
+            await self._bury(delivery, f"undecodable payload: {exc}")
             return
         try:
             if handler.is_async:
@@ -326,7 +323,12 @@ class Subscriber:
             self.processed += 1
         else:
             self.lost += 1
-            log.warning("lease on %s was lost before its ack; not acked", envelope.id)
+            log.warning("lease on %s was lost before its ack; not acked", delivery.envelope.id)
+
+    async def _bury(self, delivery: Delivery, error: str) -> None:
+        self.failed += 1
+        log.error("message %s dead-lettered: %s", delivery.envelope.id, error)
+        await self._client.queue.bury(delivery, error)
 
     async def _failed(self, delivery: Delivery, error: str) -> None:
         queue, config = self._client.queue, self._client.config
