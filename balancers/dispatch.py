@@ -45,7 +45,7 @@ class LocalDispatcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        return None
+        await self._balancer.aclose()
 
     async def dispatch(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> None:
         await self._route(group, topic, envelopes, drain=True)

@@ -18,13 +18,13 @@ from broker.config import Config
 from broker.errors import ClientClosed, PayloadTooLarge
 from broker.message import Codec, DeadLetter, Envelope, check_name, new_id
 from broker.protocols import (
-    Balancer,
     Clock,
     ComponentHealth,
     Dispatcher,
     GroupStats,
     MemberInfo,
     Queue,
+    Registry,
 )
 from broker.subscriber import Subscriber
 
@@ -51,8 +51,8 @@ class Health(msgspec.Struct, frozen=True):
 
 
 class Client:
-    """Publishes messages and creates subscribers over one queue, one balancer and the
-    dispatcher that routes between them.
+    """Publishes messages and creates subscribers over one queue (storage and leases), one
+    registry (live members) and one dispatcher (which member gets each message).
 
     Build one with `broker.new_memory_client` (or another constructor) and use it as an async
     context manager: leaving the block stops its subscribers and closes the backend.
@@ -62,7 +62,7 @@ class Client:
         self,
         config: Config,
         queue: Queue,
-        balancer: Balancer,
+        registry: Registry,
         dispatcher: Dispatcher,
         *,
         clock: Clock,
@@ -70,9 +70,8 @@ class Client:
     ) -> None:
         self.config = config
         self.queue = queue
-        self.balancer = balancer
         self.dispatcher = dispatcher
-        self.registry = balancer.registry
+        self.registry = registry
         self.clock = clock
         self.codec = Codec(config.content_type)
         self.rng = rng or random.Random()
@@ -93,7 +92,7 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop every subscriber (gracefully), then close the balancer and the backend."""
+        """Stop every subscriber (gracefully), then close the dispatcher, registry and queue."""
         if self._closed:
             return
         for subscriber in list(self._subscribers):
@@ -103,7 +102,8 @@ class Client:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
-        await self.balancer.aclose()
+        await self.dispatcher.aclose()
+        await self.registry.aclose()
         await self.queue.aclose()
 
     def _check_open(self) -> None:

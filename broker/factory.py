@@ -50,7 +50,7 @@ def new_memory_client(
     balancer = LocalBalancer(registry, strategy or config.strategy, rng)
     queue = MemoryQueue(clock)
     dispatcher = LocalDispatcher(queue, balancer)
-    return Client(config, queue, balancer, dispatcher, clock=clock, rng=rng)
+    return Client(config, queue, registry, dispatcher, clock=clock, rng=rng)
 
 
 def new_client(config: Config) -> Client:
