@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import Self
 
 from broker.message import Delivery, Envelope
-from broker.protocols import Balancer, Queue
+from broker.protocols import Balancer, RoutingStore
 
 __all__ = ["LocalDispatcher"]
 
@@ -29,7 +29,7 @@ class LocalDispatcher:
     backlog), and the backlog is drained again at once when live members remain.
     """
 
-    def __init__(self, queue: Queue, balancer: Balancer) -> None:
+    def __init__(self, queue: RoutingStore, balancer: Balancer) -> None:
         self._queue = queue
         self._balancer = balancer
 

@@ -26,7 +26,7 @@ from broker.protocols import (
     Queue,
     Registry,
 )
-from broker.subscriber import Subscriber
+from broker.subscriber import Subscriber, cancel_task
 
 __all__ = ["Client", "Health", "Stats"]
 
@@ -99,9 +99,7 @@ class Client:
             await subscriber.stop()
         self._closed = True
         if self._maintenance is not None:
-            self._maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance
+            await cancel_task(self._maintenance)
         await self.dispatcher.aclose()
         await self.registry.aclose()
         await self.queue.aclose()

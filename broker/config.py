@@ -50,6 +50,10 @@ class Config:
     grace_period: float = 30.0
     max_payload_bytes: int = 1_048_576
     content_type: ContentType = "msgpack"
+    prefix: str = "broker"
+    pool_size: int = 50
+    max_retries: int = 3
+    cluster: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -77,7 +81,7 @@ class Config:
                 self.heartbeat_interval,
                 f"a duration below the heartbeat TTL ({self.heartbeat_ttl}s)",
             )
-        for name in ("max_jobs", "max_attempts", "max_payload_bytes"):
+        for name in ("max_jobs", "max_attempts", "max_payload_bytes", "pool_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, getattr(self, name), "an integer of 1 or more")
         for name in ("retry_backoff", "retry_backoff_max", "grace_period"):
@@ -132,6 +136,10 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "GRACE_PERIOD": ("grace_period", "duration"),
     "MAX_PAYLOAD_BYTES": ("max_payload_bytes", "int"),
     "CONTENT_TYPE": ("content_type", "str"),
+    "QUEUE_PREFIX": ("prefix", "str"),
+    "QUEUE_REDIS_POOL_SIZE": ("pool_size", "int"),
+    "QUEUE_REDIS_MAX_RETRIES": ("max_retries", "int"),
+    "REDIS_CLUSTER": ("cluster", "bool"),
 }
 
 
@@ -145,6 +153,12 @@ def _env_name(field: str) -> str:
 def _parse(variable: str, raw: str, kind: str) -> object:
     if kind == "duration":
         return parse_duration(raw, variable)
+    if kind == "bool":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(variable, raw, "true or false")
     if kind == "int":
         try:
             return int(raw)

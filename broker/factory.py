@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from typing import Any
 
 from broker.client import Client
 from broker.config import Config
 from broker.errors import ConfigError
-from broker.protocols import Clock, StrategyFactory
+from broker.protocols import Clock, Strategy, StrategyFactory
 
-__all__ = ["client_from_env", "new_client", "new_memory_client"]
+__all__ = ["client_from_env", "new_client", "new_memory_client", "new_redis_client"]
 
 
 def new_memory_client(
@@ -40,11 +41,7 @@ def new_memory_client(
     from balancers.local import LocalBalancer
     from balancers.registry import MemoryRegistry
 
-    config = config or Config()
-    if app is not None:
-        config = config.replace(app_name=app)
-    if isinstance(strategy, str):
-        config = config.replace(strategy=strategy)
+    config = _configure(config, app, strategy)
     clock = clock or SystemClock()
     registry = MemoryRegistry(clock, config.heartbeat_ttl)
     balancer = LocalBalancer(registry, strategy or config.strategy, rng)
@@ -53,13 +50,99 @@ def new_memory_client(
     return Client(config, queue, registry, dispatcher, clock=clock, rng=rng)
 
 
+def new_redis_client(
+    app: str | None = None,
+    url: str | None = None,
+    *,
+    strategy: str | StrategyFactory | None = None,
+    config: Config | None = None,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+    redis: Any = None,
+) -> Client:
+    """A client on Redis: durable queues, and a registry and strategy shared by every process.
+
+    Args:
+        app: application name, the default consumer group (overrides ``config.app_name``).
+        url: ``redis://[user:password@]host:port/db`` or ``rediss://`` (overrides
+            ``config.redis_url``).
+        strategy: a strategy name or a factory of your own `broker.protocols.Strategy`.
+        config: timings, limits, key prefix, pool size, cluster mode.
+        clock: time source for heartbeats, leases and delays.
+        rng: random source for client-side strategies and retry jitter.
+        redis: an existing redis-py asyncio client to use instead of connecting (not closed
+            by the client).
+
+    Raises:
+        ConfigError: the ``redis`` extra is not installed.
+    """
+    try:
+        from backends.redis import (
+            IN_SCRIPT,
+            Keys,
+            RedisDispatcher,
+            RedisQueue,
+            RedisRegistry,
+            Scripts,
+            connect,
+        )
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ConfigError(
+            "BROKER_MODE", "redis", "an installed redis client: pip install 'broker[redis]'"
+        ) from exc
+    from backends.clock import SystemClock
+    from balancers.strategies import make_strategy
+
+    config = _configure(config, app, strategy, url=url)
+    clock = clock or SystemClock()
+    owns = redis is None
+    if redis is None:
+        redis = connect(
+            config.redis_url,
+            pool_size=config.pool_size,
+            max_retries=config.max_retries,
+            cluster=config.cluster,
+        )
+    keys = Keys(config.prefix)
+    scripts = Scripts(redis)
+    registry = RedisRegistry(redis, keys, scripts, clock, config.heartbeat_ttl)
+    chosen = strategy or config.strategy
+    if isinstance(chosen, str) and chosen not in IN_SCRIPT:
+        name = chosen
+
+        def factory(r: random.Random | None) -> Strategy:
+            return make_strategy(name, r)
+
+        chosen = factory
+    dispatcher = RedisDispatcher(redis, keys, scripts, registry, chosen, clock, rng)
+    queue = RedisQueue(redis, keys, scripts, clock, owns_client=owns)
+    return Client(config, queue, registry, dispatcher, clock=clock, rng=rng)
+
+
+def _configure(
+    config: Config | None,
+    app: str | None,
+    strategy: str | StrategyFactory | None,
+    *,
+    url: str | None = None,
+) -> Config:
+    config = config or Config()
+    if app is not None:
+        config = config.replace(app_name=app)
+    if isinstance(strategy, str):
+        config = config.replace(strategy=strategy)
+    if url is not None:
+        config = config.replace(redis_url=url)
+    return config
+
+
 def new_client(config: Config) -> Client:
     """A client for ``config.mode``."""
     if config.mode == "memory":
         return new_memory_client(config=config)
-    raise ConfigError(
-        "BROKER_MODE", config.mode, "memory (the redis and hybrid backends are not in this build)"
-    )
+    if config.mode == "redis":
+        return new_redis_client(config=config)
+    raise ConfigError("BROKER_MODE", config.mode, "memory or redis (hybrid is not in this build)")
 
 
 def client_from_env(environ: Mapping[str, str] | None = None) -> Client:

@@ -45,13 +45,15 @@ class Envelope(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 
 class Delivery(msgspec.Struct, frozen=True, gc=False):
-    """An envelope leased to one member; ``attempt`` fences its ack."""
+    """An envelope leased to one member; its ack is fenced by ``attempt`` and ``receipt``."""
 
     envelope: Envelope
     group: str
     member: str
     attempt: int
     lease_until: float
+    receipt: str = ""
+    """The backend's handle of this delivery (a stream entry id on Redis)."""
 
 
 class DeadLetter(msgspec.Struct, frozen=True, gc=False):

@@ -24,11 +24,11 @@ __all__ = [
     "DeadLetters",
     "Dispatcher",
     "GroupStats",
-    "Inboxes",
     "MemberInfo",
     "Queue",
     "Registry",
     "Resource",
+    "RoutingStore",
     "Strategy",
     "StrategyFactory",
 ]
@@ -194,38 +194,6 @@ class Dispatcher(Resource, Protocol):
         """Dispatch messages that waited for a member of ``group``; returns how many went."""
 
 
-class Inboxes(Protocol):
-    """Routing storage: per-member inboxes and the group backlog."""
-
-    async def declare(self, topic: str, group: str) -> None:
-        """Make ``group`` receive every message published on ``topic`` from now on."""
-
-    async def groups(self, topic: str) -> list[str]:
-        """The groups declared on ``topic``."""
-
-    async def attach(self, group: str, member: str) -> None:
-        """Open a member's inbox so messages can be pushed to it."""
-
-    async def detach(self, group: str, member: str, *, leased: bool = True) -> list[Envelope]:
-        """Close a member's inbox; return what it held, to be handed to others.
-
-        With ``leased`` (a dead member) its leased messages are taken too and the inbox goes;
-        without (a member leaving gracefully) they stay until acked or released.
-        """
-
-    async def push(self, group: str, member: str | None, envelopes: Sequence[Envelope]) -> int:
-        """Append to a member's inbox (or to the group backlog when ``member`` is None).
-
-        Envelopes whose member inbox is closed go to the backlog. Returns how many did.
-        """
-
-    async def take_backlog(self, group: str, limit: int) -> list[Envelope]:
-        """Remove and return up to ``limit`` messages waiting for a member of ``group``."""
-
-    async def outstanding(self, group: str) -> dict[str, int]:
-        """Per member: messages pushed to it and not yet settled."""
-
-
 class DeadLetters(Protocol):
     """Messages that will not be delivered again."""
 
@@ -236,8 +204,23 @@ class DeadLetters(Protocol):
         """Remove and return the dead letters with these message ids (to replay or purge)."""
 
 
-class Queue(Inboxes, DeadLetters, Resource, Protocol):
-    """Durable storage and leasing of messages."""
+class Queue(DeadLetters, Resource, Protocol):
+    """Durable storage of messages per group and member, and leasing."""
+
+    async def declare(self, topic: str, group: str) -> None:
+        """Make ``group`` receive every message published on ``topic`` from now on."""
+
+    async def groups(self, topic: str) -> list[str]:
+        """The groups declared on ``topic``."""
+
+    async def attach(self, group: str, member: str) -> None:
+        """Open a member's inbox so messages can be given to it."""
+
+    async def push(self, group: str, member: str | None, envelopes: Sequence[Envelope]) -> int:
+        """Append to a member's inbox (or to the group backlog when ``member`` is None).
+
+        Envelopes whose member is not attached go to the backlog. Returns how many did.
+        """
 
     async def fetch(
         self, group: str, member: str, count: int, lease: float, timeout: float
@@ -256,14 +239,34 @@ class Queue(Inboxes, DeadLetters, Resource, Protocol):
     async def bury(self, delivery: Delivery, error: str) -> bool:
         """Move the message to the dead letters with ``error``; fenced like ack."""
 
-    async def release(self, delivery: Delivery) -> Envelope | None:
-        """Give a leased message back unprocessed (not counted as an attempt), to reroute."""
-
-    async def expire_leases(self) -> list[tuple[str, Envelope]]:
-        """Take back every lease past its deadline; returns (group, envelope) to reroute."""
-
     async def stats(self) -> list[GroupStats]:
         """Counts per topic and group."""
 
     async def ping(self) -> ComponentHealth:
         """Check the backend answers."""
+
+
+class RoutingStore(Queue, Protocol):
+    """The extra storage steps a `Dispatcher` composed in this process needs.
+
+    A backend whose dispatcher moves messages in atomic scripts does not implement these.
+    """
+
+    async def detach(self, group: str, member: str, *, leased: bool = True) -> list[Envelope]:
+        """Close a member's inbox; return what it held, to be handed to others.
+
+        With ``leased`` (a dead member) its leased messages are taken too and the inbox goes;
+        without (a member leaving gracefully) they stay until acked or released.
+        """
+
+    async def take_backlog(self, group: str, limit: int) -> list[Envelope]:
+        """Remove and return up to ``limit`` messages waiting for a member of ``group``."""
+
+    async def outstanding(self, group: str) -> dict[str, int]:
+        """Per member: messages pushed to it and not yet settled."""
+
+    async def release(self, delivery: Delivery) -> Envelope | None:
+        """Take back a leased message unprocessed (no attempt counted), to route again."""
+
+    async def expire_leases(self) -> list[tuple[str, Envelope]]:
+        """Take back every lease past its deadline; returns (group, envelope) to route again."""

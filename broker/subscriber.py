@@ -33,6 +33,17 @@ _FETCH_WAIT = 1.0
 _ERROR_PAUSE = 0.5
 
 
+async def cancel_task(task: asyncio.Task[None]) -> None:
+    """Cancel a task and wait for it, cancelling again if a library swallowed the request."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.1)
+    with contextlib.suppress(asyncio.CancelledError):
+        exc = task.exception()
+        if exc is not None:
+            log.error("task %s ended with an error", task.get_name(), exc_info=exc)
+
+
 def _member_id() -> str:
     host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:60] or "host"
     return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -171,9 +182,7 @@ class Subscriber:
             return
         client = self._client
         grace = client.config.grace_period if grace is None else grace
-        self._fetcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._fetcher
+        await cancel_task(self._fetcher)
         await client.registry.deregister(self.group, self.id)
         await client.dispatcher.handover(self.group, self.id, leased=False)
         while self._ready:
@@ -183,8 +192,7 @@ class Subscriber:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), grace)
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            await cancel_task(task)
         for delivery in list(self._held.values()):
             await self._release(delivery)
         await client.dispatcher.handover(self.group, self.id, leased=True)
@@ -245,7 +253,7 @@ class Subscriber:
 
     async def _fetch_loop(self) -> None:
         queue, lease = self._client.queue, self._client.config.lease
-        while True:
+        while not self._stopping:
             free = self.max_jobs - len(self._held)
             if free <= 0:
                 self._slot.clear()

@@ -84,9 +84,11 @@ async def test_consistent_hash_keeps_a_key_on_one_member(make_client: MakeClient
 async def test_least_connections_starves_a_slow_member(make_client: MakeClient) -> None:
     client = make_client(strategy="least_conn")
     counts: Counter[str] = Counter()
-    window = asyncio.Semaphore(4)  # the producer keeps at most 4 messages outstanding
-    for member, seconds in (("fast", 0.001), ("slow", 0.01)):
-        sub = client.subscriber(member_id=member, max_jobs=4)
+    # The producer keeps both members saturated: at most 8 messages in flight, more than the
+    # two members run at once, so each one's outstanding count reflects its speed.
+    window = asyncio.Semaphore(8)
+    for member, seconds in (("fast", 0.01), ("slow", 0.1)):
+        sub = client.subscriber(member_id=member, max_jobs=2)
 
         def make(name: str, pause: float) -> HandlerFunc:
             async def handle(msg: broker.Message[int]) -> None:

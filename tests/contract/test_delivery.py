@@ -28,7 +28,7 @@ class Point:
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 async def test_eight_members_twenty_thousand_messages_once_each(
-    make_client: MakeClient, strategy: str
+    make_client: MakeClient, strategy: str, backend: str
 ) -> None:
     client = make_client("shop", strategy=strategy)
     seen: list[str] = []
@@ -47,7 +47,7 @@ async def test_eight_members_twenty_thousand_messages_once_each(
         sub.add_handler("orders.created", make_handler(sub.id))
         subscribers.append(sub)
         await sub.start()
-    total = 20_000
+    total = 4_000 if backend == "fakeredis" else 20_000  # fakeredis is a slow Python fake
     ids: list[str] = []
     for start in range(0, total, 1000):
         ids += await client.publish_many(

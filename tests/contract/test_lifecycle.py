@@ -127,7 +127,8 @@ async def test_health_and_stats_are_typed(make_client: MakeClient) -> None:
     await client.join()
     health = await client.health()
     assert health.ok
-    assert {c.name for c in health.components} == {"memory", "balancer"}
+    assert len(health.components) == 2
+    assert all(c.ok and c.latency_ms >= 0 for c in health.components)
     stats = await client.stats()
     (group,) = stats.groups
     assert (group.topic, group.group, group.processed, group.queued) == ("t", "shop", 3, 0)

@@ -49,7 +49,7 @@ async def test_dead_member_work_is_redelivered_after_ttl_and_its_ack_is_refused(
     assert [m.id for m in await client.members()] == ["b-live"]
     assert not await client.queue.ack(held[0]), "the dead member's late ack is fenced"
     assert not await client.queue.retry(held[1], 0.0, "late")
-    assert await client.queue.release(held[2]) is None
+    assert not await client.dispatcher.release(held[2])
 
 
 async def test_idle_member_stays_alive_and_evicted_member_registers_again(

@@ -1,0 +1,57 @@
+"""Redis connections: one pool per client that waits for a free connection, retries with
+jittered backoff, and driver errors wrapped into `broker.errors`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+from broker.errors import BackendError, BackendUnavailable
+
+__all__ = ["connect", "translate_errors"]
+
+
+def connect(url: str, *, pool_size: int = 50, max_retries: int = 3, cluster: bool = False) -> Any:
+    """A client for ``url`` (``redis://``, ``rediss://``, with user, password and db).
+
+    Commands that fail on a dropped connection are retried ``max_retries`` times with
+    jittered exponential backoff; a full pool makes callers wait instead of failing.
+    """
+    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), max_retries)
+    errors = [redis_errors.ConnectionError, redis_errors.TimeoutError]
+    if cluster:
+        return RedisCluster.from_url(
+            url, retry=retry, retry_on_error=errors, max_connections=pool_size
+        )
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=pool_size,
+        timeout=None,
+        retry=retry,
+        retry_on_error=errors,
+        health_check_interval=30,
+    )
+    return Redis.from_pool(pool)
+
+
+@contextlib.contextmanager
+def translate_errors(action: str) -> Iterator[None]:
+    """Wrap driver errors raised while doing ``action`` into `broker.errors` types."""
+    try:
+        yield
+    except redis_errors.AuthenticationError as exc:
+        raise BackendError(
+            f"{action}: Redis refused the credentials ({exc}); check the user and password "
+            "in the URL (redis://user:password@host:port/db)"
+        ) from exc
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        raise BackendUnavailable(f"{action}: Redis is unreachable ({exc})") from exc
+    except redis_errors.RedisError as exc:
+        raise BackendError(f"{action}: {exc}") from exc

@@ -1,0 +1,234 @@
+"""Routing on Redis: the strategy decides and the message is stored in one script call.
+
+Round-robin, weighted and least-connections run inside the script over state kept in Redis,
+so every producer process shares one rotation, one set of smooth weights and one count of
+outstanding messages. Consistent hashing and user strategies choose in the client from a
+registry snapshot; the script only checks the chosen member is still live.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from backends.redis.connection import translate_errors
+from backends.redis.keys import GroupKeys, Keys
+from backends.redis.queue import decode_text, encode_envelope
+from backends.redis.registry import RedisRegistry
+from backends.redis.scripts import Call, Scripts
+from broker.message import Delivery, Envelope
+from broker.protocols import Candidate, Clock, MemberInfo, Strategy, StrategyFactory
+
+__all__ = ["IN_SCRIPT", "RedisDispatcher"]
+
+IN_SCRIPT = ("round_robin", "weighted", "least_conn")
+"""Strategies the routing script runs itself; any other is given as a client-side factory."""
+_BATCH = 500
+_PEEK = 1000
+
+
+class RedisDispatcher:
+    """Places messages on members with the routing scripts (see ``lua/lib.lua``).
+
+    Args:
+        client: a redis-py asyncio client.
+        keys, scripts, registry: the backend's key names, scripts and registry.
+        strategy: one of `IN_SCRIPT`, or a factory of a client-side strategy (consistent
+            hashing, your own) whose choice the script checks is live.
+        clock: time source for lease expiry.
+        rng: random source for client-side strategies.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        keys: Keys,
+        scripts: Scripts,
+        registry: RedisRegistry,
+        strategy: str | StrategyFactory,
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._redis = client
+        self._keys = keys
+        self._scripts = scripts
+        self._registry = registry
+        self._clock = clock
+        if isinstance(strategy, str):
+            if strategy not in IN_SCRIPT:
+                raise ValueError(f"strategies run in the script are {IN_SCRIPT}, not {strategy!r}")
+            self._name = strategy
+            self._factory: StrategyFactory | None = None
+        else:
+            self._name = "client"
+            self._factory = strategy
+        self._rng = rng
+        self._strategies: dict[str, Strategy] = {}
+        self._snapshots: dict[str, tuple[int, list[MemberInfo]]] = {}
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self._snapshots.clear()
+
+    # -- the registry snapshot -------------------------------------------------------------
+
+    async def _members(self, group: str) -> list[MemberInfo]:
+        found = self._snapshots.get(group)
+        if found is None:
+            version = await self._registry.version(group)
+            found = (version, await self._registry.members(group))
+            self._snapshots[group] = found
+        return found[1]
+
+    def _seen(self, group: str, reply: Sequence[Any]) -> bool:
+        """Forget the snapshot when the script saw another registry version (or a stale hint);
+        True if it did."""
+        snapshot = self._snapshots.get(group)
+        if snapshot is None or int(reply[1]) != snapshot[0] or int(reply[2]):
+            self._snapshots.pop(group, None)
+            return True
+        return False
+
+    async def _routing(
+        self, group: str, topics: Sequence[str], extra_keys: Sequence[str]
+    ) -> tuple[list[str], list[str | bytes | int | float], list[MemberInfo]]:
+        """KEYS and ARGV heads of a routing script (the layout of ``lua/lib.lua``)."""
+        keys = self._keys.group(group)
+        members = [m for m in await self._members(group) if set(m.topics) & set(topics)]
+        script_keys = [*keys.routing(), *extra_keys]
+        script_keys += [keys.topic(t) for t in topics]
+        script_keys += [keys.inbox(m.id) for m in members]
+        args: list[str | bytes | int | float] = [self._name, len(topics), *topics, len(members)]
+        args += [m.id for m in members]
+        return script_keys, args, members
+
+    def _hint(self, group: str, envelope: Envelope, members: list[MemberInfo]) -> str:
+        if self._factory is None:
+            return ""
+        candidates = [Candidate(m.id, m.weight) for m in members if envelope.topic in m.topics]
+        if not candidates:
+            return ""
+        strategy = self._strategies.get(group)
+        if strategy is None:
+            strategy = self._strategies[group] = self._factory(self._rng)
+        return strategy.select(envelope, candidates).id
+
+    # -- routing ---------------------------------------------------------------------------
+
+    async def dispatch(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> None:
+        with translate_errors("publish"):
+            for start in range(0, len(envelopes), _BATCH):
+                batch = envelopes[start : start + _BATCH]
+                keys, args, members = await self._routing(group, [topic], [])
+                for envelope in batch:
+                    args += [self._hint(group, envelope, members), encode_envelope(envelope)]
+                reply = await self._scripts.dispatch(keys, args)
+                if self._seen(group, reply) and int(reply[0]) < len(batch):
+                    await self.drain_backlog(group)  # members changed: route with fresh ones
+
+    async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
+        by_topic: dict[str, list[Envelope]] = {}
+        for envelope in envelopes:
+            by_topic.setdefault(envelope.topic, []).append(envelope)
+        for topic, batch in by_topic.items():
+            await self.dispatch(group, topic, batch)
+
+    async def release(self, delivery: Delivery) -> bool:
+        keys = self._keys.group(delivery.group)
+        member = delivery.member
+        with translate_errors("release"):
+            script_keys, args, _ = await self._routing(
+                delivery.group,
+                [delivery.envelope.topic],
+                [keys.inbox(member), keys.leases(member)],
+            )
+            args += [member, delivery.receipt, delivery.attempt - 1]
+            args.append(encode_envelope(delivery.envelope))
+            reply = await self._scripts.release(script_keys, args)
+        self._seen(delivery.group, reply)
+        return bool(reply[3])
+
+    async def _topics_in(self, keys: GroupKeys, stream: str, delayed: str | None) -> list[str]:
+        """The topics of the first entries of a stream (and a delayed set): the KEYS to pass."""
+        topics = {
+            decode_text(fields[b"t"])
+            for _, fields in await self._redis.xrange(stream, "-", "+", count=_PEEK)
+        }
+        if delayed is not None:
+            for record in await self._redis.zrange(delayed, 0, _PEEK - 1):
+                topics.add(record.split(b"|", 2)[1].decode())
+        return sorted(topics)
+
+    async def _repeat(
+        self,
+        group: str,
+        call: Call,
+        topics_of: Any,
+        extra: list[str],
+        tail: list[str | int | float],
+    ) -> int:
+        moved, refreshed = 0, False
+        while True:
+            topics = await topics_of()
+            script_keys, args, _ = await self._routing(group, topics, extra)
+            reply = await call(script_keys, [*args, *tail])
+            stale = self._seen(group, reply)
+            moved += int(reply[0])
+            if not topics or (len(reply) > 3 and int(reply[3]) == 0):
+                return moved
+            if int(reply[0]) == 0:
+                if not stale or refreshed:
+                    return moved
+                refreshed = True  # once more with the members the script saw
+
+    async def handover(self, group: str, member: str, *, leased: bool) -> int:
+        keys = self._keys.group(group)
+        inbox, delayed = keys.inbox(member), keys.delayed(member)
+
+        async def topics_of() -> list[str]:
+            return await self._topics_in(keys, inbox, delayed)
+
+        with translate_errors("hand over"):
+            return await self._repeat(
+                group,
+                self._scripts.handover,
+                topics_of,
+                [inbox, keys.leases(member), delayed],
+                [member, "1" if leased else "0", _PEEK],
+            )
+
+    async def expire_leases(self) -> int:
+        moved = 0
+        now = self._clock.now()
+        with translate_errors("expire leases"):
+            for group in await self._registry.groups():
+                keys = self._keys.group(group)
+                for info in await self._registry.members(group):
+                    script_keys, args, _ = await self._routing(
+                        group, info.topics, [keys.inbox(info.id), keys.leases(info.id)]
+                    )
+                    reply = await self._scripts.expire(script_keys, [*args, info.id, now, _PEEK])
+                    self._seen(group, reply)
+                    moved += int(reply[0])
+        return moved
+
+    async def drain_backlog(self, group: str) -> int:
+        keys = self._keys.group(group)
+
+        async def topics_of() -> list[str]:
+            return await self._topics_in(keys, keys.backlog, None)
+
+        with translate_errors("drain backlog"):
+            return await self._repeat(group, self._scripts.drain, topics_of, [], [_PEEK])

@@ -1,0 +1,27 @@
+-- Take back the leases of one member that ran out and place the messages on live members.
+-- KEYS: routing layout with 2 extra keys: KEYS[7] inbox STREAM, KEYS[8] leases ZSET;
+-- topics: the member's topics.
+-- ARGV: routing layout, then member, now, count.
+-- Returns {moved, version, stale}.
+local ctx = routing(2)
+local member, now, count = ARGV[ctx.next], ARGV[ctx.next + 1], ARGV[ctx.next + 2]
+local inbox, leases = KEYS[7], KEYS[8]
+local moved = 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', '(' .. now, 'LIMIT', 0, count)) do
+  local entry = redis.call('XRANGE', inbox, id, id)[1]
+  if entry == nil then
+    redis.call('ZREM', leases, id)
+  else
+    local f = fields(entry[2])
+    if ctx.sets[f.t] then
+      redis.call('XACK', inbox, 'broker', id)
+      redis.call('XDEL', inbox, id)
+      redis.call('ZREM', leases, id)
+      redis.call('HINCRBY', KEYS[3], member, -1)
+      redis.call('HINCRBY', KEYS[6], 'inflight:' .. f.t, -1)
+      place(ctx, f.t, tonumber(f.a) + 1, f.e, '')
+      moved = moved + 1
+    end
+  end
+end
+return finish(ctx, moved)

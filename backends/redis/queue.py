@@ -1,0 +1,404 @@
+"""The Redis queue: one stream per member inbox, fenced acks and leases in Lua scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import msgspec
+from redis import exceptions as redis_errors
+
+from backends.redis.connection import translate_errors
+from backends.redis.keys import CONSUMER_GROUP, Keys
+from backends.redis.scripts import Scripts
+from broker.message import DeadLetter, Delivery, Envelope
+from broker.protocols import Clock, ComponentHealth, GroupStats
+
+__all__ = ["RedisQueue", "decode_text", "encode_envelope"]
+
+_encoder = msgspec.msgpack.Encoder()
+_envelope = msgspec.msgpack.Decoder(Envelope)
+_dead = msgspec.msgpack.Decoder(DeadLetter)
+_replace = msgspec.structs.replace
+_GROUPS_TTL = 1.0
+_PROMOTE_BATCH = 500
+_GONE_PAUSE = 0.05
+
+
+def encode_envelope(envelope: Envelope) -> bytes:
+    return _encoder.encode(envelope)
+
+
+def decode_text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _AckBatch:
+    """Acks of one member made in the same event-loop turn go out in one script call."""
+
+    def __init__(self, queue: RedisQueue, group: str, member: str) -> None:
+        self._queue = queue
+        self._group = group
+        self._member = member
+        self._waiting: list[tuple[Delivery, asyncio.Future[bool]]] = []
+        self._flushing = False
+
+    async def ack(self, delivery: Delivery) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((delivery, future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._waiting, self._flushing = self._waiting, [], False
+        task = asyncio.ensure_future(self._send(batch))
+        self._queue._background.add(task)
+        task.add_done_callback(self._queue._background.discard)
+
+    async def _send(self, batch: list[tuple[Delivery, asyncio.Future[bool]]]) -> None:
+        keys = self._queue._keys.group(self._group)
+        args: list[str] = [self._member]
+        for delivery, _ in batch:
+            args += [delivery.receipt, delivery.envelope.topic]
+        try:
+            with translate_errors("ack"):
+                done = await self._queue._scripts.ack(
+                    [keys.inbox(self._member), keys.leases(self._member), keys.load, keys.stats],
+                    args,
+                )
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), ok in zip(batch, done, strict=True):
+            if not future.done():
+                future.set_result(bool(ok))
+
+
+class RedisQueue:
+    """Queue storage in Redis streams (see ``keys.py`` for the layout).
+
+    Args:
+        client: a redis-py asyncio client (standalone or cluster).
+        keys: key names under the client's prefix.
+        scripts: the loaded Lua scripts.
+        clock: time source for leases and retry delays.
+        dead_letter_limit: dead letters kept per group; the oldest are dropped beyond it.
+        owns_client: close ``client`` in `aclose`.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        keys: Keys,
+        scripts: Scripts,
+        clock: Clock,
+        *,
+        dead_letter_limit: int = 10_000,
+        owns_client: bool = True,
+    ) -> None:
+        self._redis = client
+        self._keys = keys
+        self._scripts = scripts
+        self._clock = clock
+        self._dead_limit = dead_letter_limit
+        self._owns = owns_client
+        self._groups: dict[str, tuple[float, list[str]]] = {}
+        self._due: dict[tuple[str, str], float] = {}
+        self._acks: dict[tuple[str, str], _AckBatch] = {}
+        self._background: set[asyncio.Future[None]] = set()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._owns:
+            await self._redis.aclose()
+
+    @property
+    def redis(self) -> Any:
+        """The underlying redis-py client."""
+        return self._redis
+
+    # -- topics and inboxes ----------------------------------------------------------------
+
+    async def declare(self, topic: str, group: str) -> None:
+        with translate_errors("declare group"):
+            await self._redis.sadd(self._keys.topic_groups(topic), group)
+            await self._redis.sadd(self._keys.groups, group)
+        self._groups.pop(topic, None)
+
+    async def groups(self, topic: str) -> list[str]:
+        """The groups on ``topic``, cached for one second (a group declared by another process
+        receives what is published from at most then on)."""
+        now = time.monotonic()
+        cached = self._groups.get(topic)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        with translate_errors("read groups"):
+            found = sorted(
+                decode_text(g) for g in await self._redis.smembers(self._keys.topic_groups(topic))
+            )
+        if len(self._groups) > 10_000:
+            self._groups.clear()
+        self._groups[topic] = (now + _GROUPS_TTL, found)
+        return found
+
+    async def attach(self, group: str, member: str) -> None:
+        with translate_errors("create inbox"):
+            try:
+                await self._redis.xgroup_create(
+                    self._keys.group(group).inbox(member), CONSUMER_GROUP, id="0", mkstream=True
+                )
+            except redis_errors.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def push(self, group: str, member: str | None, envelopes: Sequence[Envelope]) -> int:
+        keys = self._keys.group(group)
+        inbox = keys.inbox(member or "-")
+        args: list[str | bytes | int] = [member or ""]
+        for envelope in envelopes:
+            args += [envelope.topic, envelope.attempt, encode_envelope(envelope)]
+        with translate_errors("push"):
+            return int(
+                await self._scripts.push(
+                    [keys.members, inbox, keys.backlog, keys.load, keys.stats], args
+                )
+            )
+
+    # -- leasing ---------------------------------------------------------------------------
+
+    async def fetch(
+        self, group: str, member: str, count: int, lease: float, timeout: float
+    ) -> list[Delivery]:
+        keys = self._keys.group(group)
+        inbox = keys.inbox(member)
+        wait = timeout
+        due = self._due.get((group, member))
+        if due is not None:
+            now = self._clock.now()
+            if due <= now:
+                await self._promote(group, member)
+            else:
+                wait = min(wait, max(due - now, 0.001))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with translate_errors("fetch"):
+            try:
+                reply = await self._redis.xreadgroup(
+                    CONSUMER_GROUP,
+                    member,
+                    {inbox: ">"},
+                    count=count,
+                    block=max(int(wait * 1000), 1),
+                )
+            except redis_errors.ResponseError as exc:
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
+                    raise
+                # The inbox is gone (evicted, or Redis lost its data): the heartbeat registers
+                # this member again; wait for it instead of spinning.
+                await asyncio.sleep(min(wait, _GONE_PAUSE))
+                return []
+        if not reply:
+            if loop.time() - started < wait / 2:
+                await asyncio.sleep(min(wait, 0.001))  # a server that does not block (fakeredis)
+            return []
+        return await self._leased(group, member, reply[0][1], lease)
+
+    async def _promote(self, group: str, member: str) -> None:
+        keys = self._keys.group(group)
+        with translate_errors("promote retries"):
+            await self._scripts.promote(
+                [keys.delayed(member), keys.inbox(member), keys.stats],
+                [self._clock.now(), _PROMOTE_BATCH],
+            )
+            head = await self._redis.zrange(keys.delayed(member), 0, 0, withscores=True)
+        if head:
+            self._due[(group, member)] = float(head[0][1])
+        else:
+            self._due.pop((group, member), None)
+
+    async def _leased(
+        self, group: str, member: str, entries: list[Any], lease: float
+    ) -> list[Delivery]:
+        keys = self._keys.group(group)
+        until = self._clock.now() + lease
+        out: list[Delivery] = []
+        args: list[str | float] = [until]
+        late: list[Delivery] = []
+        for receipt, fields in entries:
+            receipt = decode_text(receipt)
+            topic = decode_text(fields[b"t"])
+            attempt = int(fields[b"a"]) + 1
+            args += [receipt, topic]
+            try:
+                envelope = _replace(_envelope.decode(fields[b"e"]), attempt=attempt)
+            except msgspec.DecodeError:
+                envelope = Envelope(id=receipt, topic=topic, payload=fields[b"e"], created_at=0.0)
+                late.append(Delivery(envelope, group, member, attempt, until, receipt))
+                continue
+            delivery = Delivery(envelope, group, member, attempt, until, receipt)
+            (late if attempt > envelope.max_attempts else out).append(delivery)
+        with translate_errors("record leases"):
+            await self._scripts.leased([keys.leases(member), keys.stats], args)
+        for delivery in late:
+            reason = (
+                "lease lost on every attempt"
+                if delivery.envelope.created_at
+                else "undecodable envelope"
+            )
+            await self.bury(delivery, reason)
+        return out
+
+    async def renew(self, deliveries: Sequence[Delivery], lease: float) -> int:
+        by_member: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for delivery in deliveries:
+            by_member[(delivery.group, delivery.member)].append(delivery.receipt)
+        until = self._clock.now() + lease
+        renewed = 0
+        with translate_errors("renew leases"):
+            for (group, member), receipts in by_member.items():
+                renewed += int(
+                    await self._scripts.renew(
+                        [self._keys.group(group).leases(member)], [until, *receipts]
+                    )
+                )
+        return renewed
+
+    async def ack(self, delivery: Delivery) -> bool:
+        batch = self._acks.get((delivery.group, delivery.member))
+        if batch is None:
+            if len(self._acks) > 10_000:
+                self._acks.clear()
+            batch = self._acks[(delivery.group, delivery.member)] = _AckBatch(
+                self, delivery.group, delivery.member
+            )
+        return await batch.ack(delivery)
+
+    async def retry(self, delivery: Delivery, delay: float, error: str) -> bool:
+        keys = self._keys.group(delivery.group)
+        member, envelope = delivery.member, delivery.envelope
+        due = self._clock.now() + delay
+        record = f"{delivery.attempt}|{envelope.topic}|".encode() + encode_envelope(envelope)
+        with translate_errors("retry"):
+            done = await self._scripts.retry(
+                [keys.inbox(member), keys.leases(member), keys.delayed(member), keys.stats],
+                [member, delivery.receipt, envelope.topic, due, record],
+            )
+        if done:
+            key = (delivery.group, member)
+            self._due[key] = min(due, self._due.get(key, due))
+        return bool(done)
+
+    async def bury(self, delivery: Delivery, error: str) -> bool:
+        keys = self._keys.group(delivery.group)
+        member, envelope = delivery.member, delivery.envelope
+        failed_at = self._clock.now()
+        record = _encoder.encode(DeadLetter(envelope, delivery.group, error, failed_at))
+        with translate_errors("dead-letter"):
+            done = await self._scripts.bury(
+                [
+                    keys.inbox(member),
+                    keys.leases(member),
+                    keys.load,
+                    keys.stats,
+                    keys.dead,
+                    keys.dead_data,
+                ],
+                [
+                    member,
+                    delivery.receipt,
+                    envelope.topic,
+                    envelope.id,
+                    failed_at,
+                    record,
+                    self._dead_limit,
+                ],
+            )
+        return bool(done)
+
+    # -- dead letters ----------------------------------------------------------------------
+
+    async def _all_groups(self) -> list[str]:
+        with translate_errors("list groups"):
+            return sorted(decode_text(g) for g in await self._redis.smembers(self._keys.groups))
+
+    async def dead_letters(self, group: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        found: list[DeadLetter] = []
+        with translate_errors("list dead letters"):
+            for name in [group] if group is not None else await self._all_groups():
+                keys = self._keys.group(name)
+                ids = await self._redis.zrevrange(keys.dead, 0, limit - 1)
+                if ids:
+                    records = await self._redis.hmget(keys.dead_data, ids)
+                    found += [_dead.decode(r) for r in records if r is not None]
+        found.sort(key=lambda d: d.failed_at, reverse=True)
+        return found[:limit]
+
+    async def take_dead(self, ids: Sequence[str]) -> list[DeadLetter]:
+        if not ids:
+            return []
+        taken: list[DeadLetter] = []
+        with translate_errors("take dead letters"):
+            for name in await self._all_groups():
+                keys = self._keys.group(name)
+                records = await self._scripts.take_dead(
+                    [keys.dead, keys.dead_data, keys.stats], list(ids)
+                )
+                for record in records:
+                    dead = _dead.decode(record)
+                    await self._redis.hincrby(keys.stats, f"dead:{dead.envelope.topic}", -1)
+                    taken.append(dead)
+        return taken
+
+    # -- observability ---------------------------------------------------------------------
+
+    async def stats(self) -> list[GroupStats]:
+        out: list[GroupStats] = []
+        with translate_errors("read stats"):
+            for name in await self._all_groups():
+                raw = await self._redis.hgetall(self._keys.group(name).stats)
+                counts: dict[str, dict[str, int]] = defaultdict(dict)
+                for field, value in raw.items():
+                    kind, _, topic = decode_text(field).partition(":")
+                    counts[topic][kind] = max(int(value), 0)
+                out.extend(
+                    GroupStats(
+                        topic=topic,
+                        group=name,
+                        queued=c.get("queued", 0),
+                        in_flight=c.get("inflight", 0),
+                        delayed=c.get("delayed", 0),
+                        dead=c.get("dead", 0),
+                        processed=c.get("processed", 0),
+                        failed=c.get("failed", 0),
+                    )
+                    for topic, c in sorted(counts.items())
+                )
+        return out
+
+    async def ping(self) -> ComponentHealth:
+        started = time.perf_counter()
+        try:
+            await self._redis.ping()
+        except Exception as exc:
+            return ComponentHealth("redis", False, 0.0, f"{type(exc).__name__}: {exc}")
+        return ComponentHealth("redis", True, (time.perf_counter() - started) * 1000)
