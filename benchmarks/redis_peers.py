@@ -36,7 +36,6 @@ STREAM = f"{PREFIX}:raw"
 GROUP = PREFIX
 PAYLOAD: dict[FieldT, EncodableT] = {b"data": b'{"n":0}'}
 ARQ_OPTIONS: dict[str, Any] = {"max_jobs": 100, "poll_delay": 0.005, "keep_result": 0}
-ARQ_OPTIONS["handle_signals"] = False
 KEY_PATTERNS = (f"{PREFIX}:*", f"autoclaim:{PREFIX}:*", "arq:*")
 COLUMNS = (
     "system",
@@ -145,8 +144,7 @@ async def raw_drain(url: str, n: int) -> float:
 
 
 @bounded
-async def raw_ping_latency(url: str, n: int) -> tuple[float, float]:
-    """p50 and p99 in ms of ``n`` sequential PINGs."""
+async def raw_ping_latency(url: str, n: int) -> tuple[float, float]:  # p50, p99 in ms
     async with aioredis.from_url(url) as client:
         await client.ping()
         samples = []
@@ -165,8 +163,8 @@ async def arq_noop(ctx: dict[str, Any]) -> None:
 
 def _arq_worker(pool: ArqRedis, *, burst: bool, ctx: dict[str, Any]) -> Worker:
     """One arq worker that knows ``noop``; no signal handlers, it runs inside our loop."""
-    noop = func(arq_noop, name="noop")
-    return Worker([noop], redis_pool=pool, burst=burst, ctx=ctx, **ARQ_OPTIONS)
+    job = func(arq_noop, name="noop")
+    return Worker([job], redis_pool=pool, burst=burst, ctx=ctx, handle_signals=False, **ARQ_OPTIONS)
 
 
 async def _arq_enqueue(pool: ArqRedis, n: int) -> None:
@@ -288,9 +286,9 @@ async def _arq_consumer(url: str, n: int, ready: MpEvent, done: MpEvent) -> None
     try:
         await tally.done.wait()
         done.set()
+        worker.burst, worker.max_burst_jobs = True, 0  # arq's own clean stop: no new jobs
+        await running
     finally:
-        running.cancel()  # stop polling, let the started jobs finish, then close
-        await asyncio.gather(running, *worker.tasks.values(), return_exceptions=True)
         await worker.close()
 
 
@@ -380,11 +378,9 @@ async def run_peers(url: str, n: int) -> tuple[list[Row], tuple[float, float]]:
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for system, rates in rows:
-        cells = ["—" if rate is None else f"{rate:,.0f}" for rate in rates]
-        lines.append("| " + " | ".join([system, *cells]) + " |")
-    return "\n".join(lines)
+    body = [[system, *("—" if r is None else f"{r:,.0f}" for r in rates)] for system, rates in rows]
+    lines = [list(COLUMNS), ["---"] * len(COLUMNS), *body]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
 
 
 def main() -> None:

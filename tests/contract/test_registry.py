@@ -114,6 +114,7 @@ async def test_member_info_counts_work(make_client: MakeClient) -> None:
     await client.publish_many("a", [0, 1, 2], max_attempts=1)
     await client.publish("b", 5)
     await client.join()
+    await wait_for(lambda: (sub.processed, sub.failed) == (3, 1))
     await sub.heartbeat()
     info = await sub.info()
     assert info is not None
