@@ -18,7 +18,7 @@ from backends.redis.scripts import Scripts
 from broker.message import DeadLetter, Delivery, Envelope
 from broker.protocols import Clock, ComponentHealth, GroupStats
 
-__all__ = ["RedisQueue", "decode_text", "encode_envelope"]
+__all__ = ["AckBatch", "RedisQueue", "decode_text", "encode_envelope"]
 
 _encoder = msgspec.msgpack.Encoder()
 _envelope = msgspec.msgpack.Decoder(Envelope)
@@ -37,19 +37,33 @@ def decode_text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class _AckBatch:
-    """Acks of one member made in the same event-loop turn go out in one script call."""
+class AckBatch:
+    """Acks made in the same event-loop turn go out in one ``ack.lua`` call.
 
-    def __init__(self, queue: RedisQueue, group: str, member: str) -> None:
-        self._queue = queue
-        self._group = group
-        self._member = member
-        self._waiting: list[tuple[Delivery, asyncio.Future[bool]]] = []
+    Args:
+        scripts: the loaded scripts.
+        keys: ``ack.lua``'s KEYS: the stream, its leases, the load hash, the stats hash.
+        consumer: the consumer-group consumer that must hold each entry (the fence).
+        background: where the sending tasks are kept until they finish.
+    """
+
+    def __init__(
+        self,
+        scripts: Scripts,
+        keys: list[str],
+        consumer: str,
+        background: set[asyncio.Future[None]],
+    ) -> None:
+        self._scripts = scripts
+        self._keys = keys
+        self._consumer = consumer
+        self._background = background
+        self._waiting: list[tuple[str, str, asyncio.Future[bool]]] = []
         self._flushing = False
 
-    async def ack(self, delivery: Delivery) -> bool:
+    async def ack(self, receipt: str, topic: str) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((delivery, future))
+        self._waiting.append((receipt, topic, future))
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -58,26 +72,22 @@ class _AckBatch:
     def _flush(self) -> None:
         batch, self._waiting, self._flushing = self._waiting, [], False
         task = asyncio.ensure_future(self._send(batch))
-        self._queue._background.add(task)
-        task.add_done_callback(self._queue._background.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
-    async def _send(self, batch: list[tuple[Delivery, asyncio.Future[bool]]]) -> None:
-        keys = self._queue._keys.group(self._group)
-        args: list[str] = [self._member]
-        for delivery, _ in batch:
-            args += [delivery.receipt, delivery.envelope.topic]
+    async def _send(self, batch: list[tuple[str, str, asyncio.Future[bool]]]) -> None:
+        args: list[str] = [self._consumer]
+        for receipt, topic, _ in batch:
+            args += [receipt, topic]
         try:
             with translate_errors("ack"):
-                done = await self._queue._scripts.ack(
-                    [keys.inbox(self._member), keys.leases(self._member), keys.load, keys.stats],
-                    args,
-                )
+                done = await self._scripts.ack(self._keys, args)
         except Exception as exc:
-            for _, future in batch:
+            for _, _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
-        for (_, future), ok in zip(batch, done, strict=True):
+        for (_, _, future), ok in zip(batch, done, strict=True):
             if not future.done():
                 future.set_result(bool(ok))
 
@@ -112,7 +122,7 @@ class RedisQueue:
         self._owns = owns_client
         self._groups: dict[str, tuple[float, list[str]]] = {}
         self._due: dict[tuple[str, str], float] = {}
-        self._acks: dict[tuple[str, str], _AckBatch] = {}
+        self._acks: dict[tuple[str, str], AckBatch] = {}
         self._background: set[asyncio.Future[None]] = set()
 
     async def __aenter__(self) -> Self:
@@ -288,10 +298,14 @@ class RedisQueue:
         if batch is None:
             if len(self._acks) > 10_000:
                 self._acks.clear()
-            batch = self._acks[(delivery.group, delivery.member)] = _AckBatch(
-                self, delivery.group, delivery.member
+            keys, member = self._keys.group(delivery.group), delivery.member
+            batch = self._acks[(delivery.group, member)] = AckBatch(
+                self._scripts,
+                [keys.inbox(member), keys.leases(member), keys.load, keys.stats],
+                member,
+                self._background,
             )
-        return await batch.ack(delivery)
+        return await batch.ack(delivery.receipt, delivery.envelope.topic)
 
     async def retry(self, delivery: Delivery, delay: float, error: str) -> bool:
         keys = self._keys.group(delivery.group)
