@@ -153,6 +153,8 @@ class MemoryQueue:
         while True:
             inbox = state.inboxes.get(member)
             if inbox is None or not inbox.open or self._closed:
+                # Evicted or leaving: the heartbeat registers it again; do not spin meanwhile.
+                await asyncio.sleep(min(timeout, _DELAY_POLL))
                 return []
             now = self._clock.now()
             self._promote(inbox, now)

@@ -14,7 +14,13 @@ from broker.errors import (
     PayloadTooLarge,
     SerializationError,
 )
-from broker.factory import client_from_env, new_client, new_memory_client, new_redis_client
+from broker.factory import (
+    client_from_env,
+    new_client,
+    new_hybrid_client,
+    new_memory_client,
+    new_redis_client,
+)
 from broker.handlers import HandlerFunc
 from broker.message import DeadLetter, Delivery, Envelope, Message
 from broker.protocols import (
@@ -68,6 +74,7 @@ __all__ = [
     "__version__",
     "client_from_env",
     "new_client",
+    "new_hybrid_client",
     "new_memory_client",
     "new_redis_client",
     "parse_duration",

@@ -15,7 +15,13 @@ from broker.config import Config
 from broker.errors import ConfigError
 from broker.protocols import Clock, Strategy, StrategyFactory
 
-__all__ = ["client_from_env", "new_client", "new_memory_client", "new_redis_client"]
+__all__ = [
+    "client_from_env",
+    "new_client",
+    "new_hybrid_client",
+    "new_memory_client",
+    "new_redis_client",
+]
 
 
 def new_memory_client(
@@ -119,6 +125,59 @@ def new_redis_client(
     return Client(config, queue, registry, dispatcher, clock=clock, rng=rng)
 
 
+def new_hybrid_client(
+    app: str | None = None,
+    url: str | None = None,
+    *,
+    strategy: str | StrategyFactory | None = None,
+    config: Config | None = None,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+    redis: Any = None,
+) -> Client:
+    """A client with the durable queue in Redis and balancing in this process (for throughput).
+
+    Redis gives each message to one process; this process's balancer picks one of its own
+    members by the strategy. Arguments as for `new_redis_client`.
+    """
+    import os
+    import secrets
+    import socket
+
+    from backends.clock import SystemClock
+    from backends.hybrid import HybridDispatcher, HybridQueue
+    from backends.memory import MemoryQueue
+    from backends.redis import Keys, RedisQueue, Scripts, connect
+    from balancers.dispatch import LocalDispatcher
+    from balancers.local import LocalBalancer
+    from balancers.registry import MemoryRegistry
+
+    config = _configure(config, app, strategy, url=url)
+    clock = clock or SystemClock()
+    owns = redis is None
+    if redis is None:
+        redis = connect(
+            config.redis_url,
+            pool_size=config.pool_size,
+            max_retries=config.max_retries,
+            cluster=config.cluster,
+        )
+    keys = Keys(config.prefix)
+    scripts = Scripts(redis)
+    durable = RedisQueue(redis, keys, scripts, clock, owns_client=owns)
+    local = MemoryQueue(clock)
+    registry = MemoryRegistry(clock, config.heartbeat_ttl)
+    balancer = LocalBalancer(registry, strategy or config.strategy, rng)
+    process = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+    def topics_of(group: str) -> set[str]:
+        return {t for member in registry.live(group).values() for t in member.topics}
+
+    queue = HybridQueue(durable, keys, scripts, local, process, topics_of, ttl=config.heartbeat_ttl)
+    dispatcher = HybridDispatcher(queue, LocalDispatcher(local, balancer), keys)
+    return Client(config, queue, registry, dispatcher, clock=clock, rng=rng)
+
+
 def _configure(
     config: Config | None,
     app: str | None,
@@ -142,7 +201,7 @@ def new_client(config: Config) -> Client:
         return new_memory_client(config=config)
     if config.mode == "redis":
         return new_redis_client(config=config)
-    raise ConfigError("BROKER_MODE", config.mode, "memory or redis (hybrid is not in this build)")
+    return new_hybrid_client(config=config)
 
 
 def client_from_env(environ: Mapping[str, str] | None = None) -> Client:

@@ -2,7 +2,8 @@
 
 Backends: ``memory``; ``fakeredis``; ``redis`` (the Redis at ``TEST_REDIS_URL``, default
 127.0.0.1:6379, each test under its own key prefix, removed after); ``cluster`` (a 3-master
-Redis Cluster this session starts on free loopback ports). Without a redis-server the Redis
+Redis Cluster this session starts on free loopback ports); ``hybrid`` (queue in that Redis,
+balancing in the process). Without a redis-server the Redis
 backends skip locally and fail under CI (``CI=true``).
 """
 
@@ -25,7 +26,7 @@ from tests.redis_servers import (
     shared_redis_url,
 )
 
-BACKENDS = ["memory", "fakeredis", "redis", "cluster"]
+BACKENDS = ["memory", "fakeredis", "redis", "cluster", "hybrid"]
 
 
 class MakeClient(Protocol):
@@ -82,7 +83,7 @@ async def make_client(backend: str, request: pytest.FixtureRequest) -> AsyncIter
 
             shared = fakeredis.FakeAsyncRedis()
             stack.push_async_callback(shared.aclose)
-        elif backend == "redis":
+        elif backend in ("redis", "hybrid"):
             require_redis_server()
             url = shared_redis_url()
             if not shared_redis_ok(url):
@@ -113,7 +114,8 @@ async def make_client(backend: str, request: pytest.FixtureRequest) -> AsyncIter
                     app, strategy=strategy, config=settings, clock=clock, rng=random.Random(7)
                 )
             else:
-                client = broker.new_redis_client(
+                build = broker.new_hybrid_client if backend == "hybrid" else broker.new_redis_client
+                client = build(
                     app,
                     strategy=strategy,
                     config=settings,

@@ -20,6 +20,8 @@ only single-key commands touch them.
     P:{G}:dead                    ZSET    message id -> failed_at
     P:{G}:dead:data               HASH    message id -> encoded dead letter
     P:{G}:stats                   HASH    per-topic counters: processed:T, failed:T, ...
+    P:{G}:stream:T                STREAM  hybrid mode: the group's messages of topic T; consumer
+                                          group "broker", one consumer per process
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ class GroupKeys:
 
     def info(self, member: str) -> str:
         return f"{self.tag}:info:{member}"
+
+    def stream(self, topic: str) -> str:
+        return f"{self.tag}:stream:{topic}"
 
     def inbox(self, member: str) -> str:
         return f"{self.tag}:inbox:{member}"

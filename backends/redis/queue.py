@@ -147,6 +147,14 @@ class RedisQueue:
         """The underlying redis-py client."""
         return self._redis
 
+    @property
+    def dead_letter_limit(self) -> int:
+        return self._dead_limit
+
+    def now(self) -> float:
+        """The time of this queue's clock."""
+        return self._clock.now()
+
     # -- topics and inboxes ----------------------------------------------------------------
 
     async def declare(self, topic: str, group: str) -> None:

@@ -23,6 +23,7 @@ _PLAIN = (
     "leave",
     "join",
     "set_weight",
+    "requeue",
 )
 
 

@@ -1,0 +1,467 @@
+"""Hybrid: the durable queue in Redis, balancing in this process.
+
+Publishing appends to one stream per group and topic (``P:{G}:stream:T``). Each process is one
+consumer of the stream's consumer group and reads in batches, so Redis gives single delivery
+between processes; inside the process the local dispatcher (strategy over the in-process
+registry) spreads the process's share over its members through a `MemoryQueue`. An entry stays
+pending under the process until a member acks it; the process keeps its entries' idle time low,
+and a live process claims (XAUTOCLAIM) entries idle longer than the heartbeat TTL, which is how
+a dead process's work moves on. A process that closes gives its unfinished entries back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import msgspec
+from redis import exceptions as redis_errors
+
+from backends.redis.connection import translate_errors
+from backends.redis.keys import CONSUMER_GROUP, Keys
+from backends.redis.queue import AckBatch, RedisQueue, decode_text, encode_envelope
+from backends.redis.scripts import Scripts
+from broker.message import DeadLetter, Delivery, Envelope
+from broker.protocols import ComponentHealth, Dispatcher, GroupStats, RoutingStore
+
+__all__ = ["HybridDispatcher", "HybridQueue"]
+
+log = logging.getLogger("broker")
+
+_decode = msgspec.msgpack.Decoder(Envelope).decode
+_replace = msgspec.structs.replace
+_READ_BLOCK = 0.5
+_READ_BATCH = 500
+
+
+class HybridQueue:
+    """Local inboxes in a `MemoryQueue`; durability, dead letters and counters in Redis.
+
+    Args:
+        durable: the Redis queue of this client (dead letters, scripts, keys).
+        local: the in-process queue of this client's members (a `MemoryQueue`).
+        process: this process's consumer name.
+        topics_of: the topics this process's live members of a group handle (what it reads).
+        ttl: entries idle longer than this are claimed from their (dead) process.
+        buffer: entries read from Redis and not yet acked, per group, at most.
+    """
+
+    def __init__(
+        self,
+        durable: RedisQueue,
+        keys: Keys,
+        scripts: Scripts,
+        local: RoutingStore,
+        process: str,
+        topics_of: Callable[[str], set[str]],
+        *,
+        ttl: float,
+        buffer: int = 1000,
+    ) -> None:
+        self._durable = durable
+        self._redis: Any = durable.redis
+        self._keys = keys
+        self._scripts = scripts
+        self._local = local
+        self.process = process
+        self._ttl = ttl
+        self._buffer = buffer
+        self._receipts: dict[tuple[str, str], str] = {}
+        self._held: dict[str, int] = defaultdict(int)
+        self._topics_of = topics_of
+        self._created: set[tuple[str, str]] = set()
+        self._readers: dict[str, asyncio.Task[None]] = {}
+        self._room: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self._acks: dict[tuple[str, str], AckBatch] = {}
+        self._background: set[asyncio.Future[None]] = set()
+        self.dispatcher: Dispatcher | None = None
+        """The local dispatcher read entries go to (set by the client constructor)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for reader in self._readers.values():
+            reader.cancel()
+        for reader in self._readers.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        self._readers.clear()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._give_back()
+        await self._local.aclose()
+        await self._durable.aclose()
+
+    async def _give_back(self) -> None:
+        by_stream: dict[str, list[str]] = defaultdict(list)
+        for (group, _), receipt in self._receipts.items():
+            topic = receipt.split(" ", 1)[0]
+            by_stream[self._keys.group(group).stream(topic)].append(receipt.split(" ", 1)[1])
+        for stream, ids in by_stream.items():
+            await self._scripts.requeue([stream], [self.process, *ids])
+        self._receipts.clear()
+
+    # -- topics and members ----------------------------------------------------------------
+
+    async def declare(self, topic: str, group: str) -> None:
+        await self._local.declare(topic, group)
+        await self._durable.declare(topic, group)
+        await self._create(group, topic)
+
+    async def _create(self, group: str, topic: str) -> None:
+        with translate_errors("create stream"):
+            try:
+                await self._redis.xgroup_create(
+                    self._keys.group(group).stream(topic), CONSUMER_GROUP, id="0", mkstream=True
+                )
+            except redis_errors.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self._created.add((group, topic))
+
+    async def groups(self, topic: str) -> list[str]:
+        return await self._durable.groups(topic)
+
+    async def attach(self, group: str, member: str) -> None:
+        await self._local.attach(group, member)
+        reader = self._readers.get(group)
+        if reader is None or reader.done():
+            self._readers[group] = asyncio.create_task(self._read(group), name="broker-hybrid")
+
+    async def push(self, group: str, member: str | None, envelopes: Sequence[Envelope]) -> int:
+        return await self._local.push(group, member, envelopes)
+
+    # -- reading from Redis ----------------------------------------------------------------
+
+    async def _read(self, group: str) -> None:
+        keys = self._keys.group(group)
+        last_claim = 0.0
+        while True:
+            try:
+                for topic in self._topics_of(group):
+                    if (group, topic) not in self._created:
+                        await self._create(group, topic)
+                if time.monotonic() - last_claim > self._ttl / 3:
+                    last_claim = time.monotonic()
+                    await self._keep_alive(group)
+                    await self._claim(group)
+                await self._read_once(group, keys.stream)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if "NOGROUP" in str(exc):
+                    self._created.clear()  # Redis lost the streams: create them again
+                    continue
+                log.exception("reading group %s from Redis failed; retrying", group)
+                await asyncio.sleep(0.5)
+
+    async def _read_once(self, group: str, stream: Any) -> None:
+        room = self._buffer - self._held[group]
+        if room <= 0:
+            self._room[group].clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room[group].wait(), _READ_BLOCK)
+            return
+        streams = {stream(t): ">" for t in sorted(self._topics_of(group))}
+        if not streams:
+            await asyncio.sleep(_READ_BLOCK)
+            return
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with translate_errors("read"):
+            reply = await self._redis.xreadgroup(
+                CONSUMER_GROUP,
+                self.process,
+                streams,
+                count=min(room, _READ_BATCH),
+                block=int(_READ_BLOCK * 1000),
+            )
+        if not reply:
+            if loop.time() - started < _READ_BLOCK / 2:
+                await asyncio.sleep(0.001)  # a server that does not block (fakeredis)
+            return
+        for _, entries in reply:
+            await self._take(group, entries, redelivered=False)
+
+    async def _take(self, group: str, entries: list[Any], *, redelivered: bool) -> None:
+        by_topic: dict[str, list[Envelope]] = defaultdict(list)
+        for receipt, fields in entries:
+            if not fields:
+                continue  # deleted while pending
+            topic = decode_text(fields[b"t"])
+            attempt = int(fields[b"a"]) + (1 if redelivered else 0)
+            try:
+                envelope = _replace(_decode(fields[b"e"]), attempt=attempt)
+            except msgspec.DecodeError:
+                envelope = Envelope(
+                    id=decode_text(receipt),
+                    topic=topic,
+                    payload=fields[b"e"],
+                    created_at=0.0,
+                    attempt=attempt,
+                )
+            key = (group, envelope.id)
+            if key not in self._receipts:
+                self._held[group] += 1
+            self._receipts[key] = f"{topic} {decode_text(receipt)}"
+            by_topic[topic].append(envelope)
+        assert self.dispatcher is not None
+        for topic, envelopes in by_topic.items():
+            await self.dispatcher.dispatch(group, topic, envelopes)
+
+    async def _keep_alive(self, group: str) -> None:
+        """Reset the idle time of every entry this process holds, so none is claimed."""
+        by_topic: dict[str, list[str]] = defaultdict(list)
+        for (name, _), receipt in list(self._receipts.items()):
+            if name == group:
+                topic, entry = receipt.split(" ", 1)
+                by_topic[topic].append(entry)
+        stream = self._keys.group(group).stream
+        for topic, ids in by_topic.items():
+            for start in range(0, len(ids), 500):
+                await self._redis.xclaim(
+                    stream(topic),
+                    CONSUMER_GROUP,
+                    self.process,
+                    0,
+                    ids[start : start + 500],
+                    justid=True,
+                )
+
+    async def _claim(self, group: str) -> int:
+        """Take entries idle past the TTL (their process died) and dispatch them here."""
+        claimed = 0
+        stream = self._keys.group(group).stream
+        for topic in sorted(self._topics_of(group)):
+            reply = await self._redis.xautoclaim(
+                stream(topic),
+                CONSUMER_GROUP,
+                self.process,
+                int(self._ttl * 1000),
+                "0-0",
+                count=_READ_BATCH,
+            )
+            entries = reply[1]
+            claimed += len(entries)
+            mine = [(r, f) for r, f in entries if (group, _envelope_id(f)) not in self._receipts]
+            await self._take(group, mine, redelivered=True)
+        return claimed
+
+    # -- leasing: local, settled in Redis --------------------------------------------------
+
+    async def fetch(
+        self, group: str, member: str, count: int, lease: float, timeout: float
+    ) -> list[Delivery]:
+        return await self._local.fetch(group, member, count, lease, timeout)
+
+    async def renew(self, deliveries: Sequence[Delivery], lease: float) -> int:
+        return await self._local.renew(deliveries, lease)
+
+    def _settled(self, delivery: Delivery) -> tuple[str, str] | None:
+        receipt = self._receipts.pop((delivery.group, delivery.envelope.id), None)
+        if receipt is None:
+            return None
+        self._held[delivery.group] -= 1
+        self._room[delivery.group].set()
+        topic, entry = receipt.split(" ", 1)
+        return topic, entry
+
+    async def ack(self, delivery: Delivery) -> bool:
+        if not await self._local.ack(delivery):
+            return False
+        settled = self._settled(delivery)
+        if settled is None:
+            return True
+        topic, entry = settled
+        keys = self._keys.group(delivery.group)
+        batch = self._acks.get((delivery.group, topic))
+        if batch is None:
+            batch = self._acks[(delivery.group, topic)] = AckBatch(
+                self._scripts,
+                [keys.stream(topic), keys.leases(self.process), keys.load, keys.stats],
+                self.process,
+                self._background,
+            )
+        return await batch.ack(entry, topic)
+
+    async def retry(self, delivery: Delivery, delay: float, error: str) -> bool:
+        return await self._local.retry(delivery, delay, error)
+
+    async def bury(self, delivery: Delivery, error: str) -> bool:
+        if await self._local.release(delivery) is None:
+            return False
+        keys = self._keys.group(delivery.group)
+        failed_at = self._durable.now()
+        envelope = delivery.envelope
+        record = msgspec.msgpack.encode(DeadLetter(envelope, delivery.group, error, failed_at))
+        settled = self._settled(delivery)
+        with translate_errors("dead-letter"):
+            if settled is None:  # pushed here directly, never stored in Redis
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.zadd(keys.dead, {envelope.id: failed_at})
+                    pipe.hset(keys.dead_data, envelope.id, record)
+                    pipe.hincrby(keys.stats, f"dead:{envelope.topic}", 1)
+                    pipe.hincrby(keys.stats, f"failed:{envelope.topic}", 1)
+                    await pipe.execute()
+                return True
+            topic, entry = settled
+            done = await self._scripts.bury(
+                [
+                    keys.stream(topic),
+                    keys.leases(self.process),
+                    keys.load,
+                    keys.stats,
+                    keys.dead,
+                    keys.dead_data,
+                ],
+                [
+                    self.process,
+                    entry,
+                    topic,
+                    envelope.id,
+                    failed_at,
+                    record,
+                    self._durable.dead_letter_limit,
+                ],
+            )
+        return bool(done)
+
+    # -- routing storage for the local dispatcher ------------------------------------------
+
+    async def detach(self, group: str, member: str, *, leased: bool = True) -> list[Envelope]:
+        return await self._local.detach(group, member, leased=leased)
+
+    async def take_backlog(self, group: str, limit: int) -> list[Envelope]:
+        return await self._local.take_backlog(group, limit)
+
+    async def outstanding(self, group: str) -> dict[str, int]:
+        return await self._local.outstanding(group)
+
+    async def release(self, delivery: Delivery) -> Envelope | None:
+        return await self._local.release(delivery)
+
+    async def expire_leases(self) -> list[tuple[str, Envelope]]:
+        return await self._local.expire_leases()
+
+    # -- dead letters and observability ----------------------------------------------------
+
+    async def dead_letters(self, group: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        return await self._durable.dead_letters(group, limit)
+
+    async def take_dead(self, ids: Sequence[str]) -> list[DeadLetter]:
+        return await self._durable.take_dead(ids)
+
+    async def stats(self) -> list[GroupStats]:
+        local = {(s.topic, s.group): s for s in await self._local.stats()}
+        durable = {(s.topic, s.group): s for s in await self._durable.stats()}
+        out: list[GroupStats] = []
+        for topic, group in sorted(local.keys() | durable.keys()):
+            here, there = local.get((topic, group)), durable.get((topic, group))
+            in_flight = here.in_flight if here else 0
+            delayed = here.delayed if here else 0
+            with translate_errors("read stats"):
+                stored = await self._redis.xlen(self._keys.group(group).stream(topic))
+            out.append(
+                GroupStats(
+                    topic=topic,
+                    group=group,
+                    queued=max(stored - in_flight - delayed, 0),
+                    in_flight=in_flight,
+                    delayed=delayed,
+                    dead=there.dead if there else 0,
+                    processed=there.processed if there else 0,
+                    failed=(there.failed if there else 0) + (here.failed if here else 0),
+                )
+            )
+        return out
+
+    async def ping(self) -> ComponentHealth:
+        return await self._durable.ping()
+
+
+def _envelope_id(fields: dict[bytes, bytes]) -> str:
+    try:
+        return _decode(fields[b"e"]).id
+    except (msgspec.DecodeError, KeyError):
+        return ""
+
+
+class HybridDispatcher:
+    """New messages go to Redis; what a process read is routed locally.
+
+    Args:
+        queue: the hybrid queue (it hands what it reads to ``local``).
+        local: the in-process dispatcher over the local registry.
+    """
+
+    def __init__(self, queue: HybridQueue, local: Dispatcher, keys: Keys) -> None:
+        self._queue = queue
+        self._local = local
+        self._keys = keys
+        queue.dispatcher = local
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._local.aclose()
+
+    async def dispatch(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> None:
+        stream = self._keys.group(group).stream(topic)
+        redis = self._queue._redis
+        with translate_errors("publish"):
+            if len(envelopes) == 1:
+                envelope = envelopes[0]
+                await redis.xadd(
+                    stream, {"t": topic, "a": envelope.attempt, "e": encode_envelope(envelope)}
+                )
+                return
+            async with redis.pipeline(transaction=False) as pipe:
+                for envelope in envelopes:
+                    pipe.xadd(
+                        stream, {"t": topic, "a": envelope.attempt, "e": encode_envelope(envelope)}
+                    )
+                await pipe.execute()
+
+    async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
+        by_topic: dict[str, list[Envelope]] = defaultdict(list)
+        for envelope in envelopes:
+            by_topic[envelope.topic].append(envelope)
+        for topic, batch in by_topic.items():
+            await self.dispatch(group, topic, batch)
+
+    async def handover(self, group: str, member: str, *, leased: bool) -> int:
+        return await self._local.handover(group, member, leased=leased)
+
+    async def release(self, delivery: Delivery) -> bool:
+        return await self._local.release(delivery)
+
+    async def expire_leases(self) -> int:
+        return await self._local.expire_leases()
+
+    async def drain_backlog(self, group: str) -> int:
+        return await self._local.drain_backlog(group)
