@@ -19,6 +19,7 @@ import broker
 
 STRATEGIES = ("round_robin", "consistent_hash", "weighted", "least_conn")
 BATCH = 1000
+MAX_JOBS = 100
 
 
 async def raw_queue(messages: int) -> float:
@@ -54,7 +55,7 @@ async def broker_run(messages: int, members: int, strategy: str) -> float:
         if handled == messages:
             done.set()
 
-    config = broker.Config(max_jobs=10)
+    config = broker.Config(max_jobs=MAX_JOBS)
     async with broker.new_memory_client("bench", strategy=strategy, config=config) as client:
         for index in range(members):
             sub = client.subscriber(member_id=f"m{index}")
