@@ -101,6 +101,8 @@ class LocalBalancer:
         candidates = self._members(group, topic)
         if not candidates:
             return [None] * len(envelopes)
+        if len(candidates) == 1:
+            return [candidates[0].id] * len(envelopes)  # every strategy agrees
         select = self._strategy(group).select
         if not self._needs_load:
             return [select(envelope, candidates).id for envelope in envelopes]
