@@ -106,7 +106,6 @@ def new_redis_client(
         redis = connect(
             config.redis_url,
             pool_size=config.pool_size,
-            max_retries=config.max_retries,
             cluster=config.cluster,
         )
     keys = Keys(config.prefix)
@@ -120,7 +119,9 @@ def new_redis_client(
             return make_strategy(name, r)
 
         chosen = factory
-    dispatcher = RedisDispatcher(redis, keys, scripts, registry, chosen, clock, rng)
+    dispatcher = RedisDispatcher(
+        redis, keys, scripts, registry, chosen, clock, rng, lease=config.lease
+    )
     queue = RedisQueue(redis, keys, scripts, clock, owns_client=owns)
     return Client(config, queue, registry, dispatcher, clock=clock, rng=rng)
 
@@ -159,7 +160,6 @@ def new_hybrid_client(
         redis = connect(
             config.redis_url,
             pool_size=config.pool_size,
-            max_retries=config.max_retries,
             cluster=config.cluster,
         )
     keys = Keys(config.prefix)

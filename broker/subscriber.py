@@ -142,9 +142,6 @@ class Subscriber:
         if not self._handlers:
             raise HandlerError("add at least one handler before start()")
         self._client._check_open()
-        queue = self._client.queue
-        for topic in self._handlers:
-            await queue.declare(topic, self.group)
         if any(not h.is_async for h in self._handlers.values()):
             self._executor = ThreadPoolExecutor(self.max_jobs, thread_name_prefix="broker")
         await self._join()
@@ -158,6 +155,8 @@ class Subscriber:
         log.info("member %s joined group %s for %s", self.id, self.group, ", ".join(self._handlers))
 
     async def _join(self) -> None:
+        for topic in self._handlers:  # again after an eviction: Redis may have lost its data
+            await self._client.queue.declare(topic, self.group)
         info = MemberInfo(id=self.id, group=self.group, topics=self.topics, weight=self.weight)
         await self._client.registry.register(info)
         await self._client.queue.attach(self.group, self.id)
@@ -263,7 +262,7 @@ class Subscriber:
                 batch = await queue.fetch(self.group, self.id, free, lease, _FETCH_WAIT)
             except Exception:
                 log.exception("fetch for %s failed; retrying", self.id)
-                await asyncio.sleep(_ERROR_PAUSE)
+                await asyncio.sleep(_ERROR_PAUSE * self._client.rng.uniform(0.5, 1.5))
                 continue
             if batch:
                 held = self._held

@@ -11,21 +11,24 @@ from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import NoBackoff
 
 from broker.errors import BackendError, BackendUnavailable
 
 __all__ = ["connect", "translate_errors"]
 
 
-def connect(url: str, *, pool_size: int = 50, max_retries: int = 3, cluster: bool = False) -> Any:
+def connect(url: str, *, pool_size: int = 50, cluster: bool = False) -> Any:
     """A client for ``url`` (``redis://``, ``rediss://``, with user, password and db).
 
-    Commands that fail on a dropped connection are retried ``max_retries`` times with
-    jittered exponential backoff; a full pool makes callers wait instead of failing.
+    A full pool makes callers wait instead of failing. Commands are not re-sent after a dropped
+    connection: a script whose reply was lost may have run, and running it again would store a
+    publish twice or report a lost lease. The error reaches the caller (a publish raises
+    `BackendUnavailable`); the next command connects again, and the consume and heartbeat loops
+    retry with jittered backoff.
     """
-    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), max_retries)
-    errors = [redis_errors.ConnectionError, redis_errors.TimeoutError]
+    retry = Retry(NoBackoff(), 0)
+    errors: list[type[Exception]] = []
     if cluster:
         return RedisCluster.from_url(
             url, retry=retry, retry_on_error=errors, max_connections=pool_size

@@ -38,6 +38,7 @@ class RedisDispatcher:
         strategy: one of `IN_SCRIPT`, or a factory of a client-side strategy (consistent
             hashing, your own) whose choice the script checks is live.
         clock: time source for lease expiry.
+        lease: seconds; a pending entry with no lease record idle this long is taken back.
         rng: random source for client-side strategies.
     """
 
@@ -50,8 +51,11 @@ class RedisDispatcher:
         strategy: str | StrategyFactory,
         clock: Clock,
         rng: random.Random | None = None,
+        *,
+        lease: float = 30.0,
     ) -> None:
         self._redis = client
+        self._lease = lease
         self._keys = keys
         self._scripts = scripts
         self._registry = registry
@@ -219,7 +223,9 @@ class RedisDispatcher:
                     script_keys, args, _ = await self._routing(
                         group, info.topics, [keys.inbox(info.id), keys.leases(info.id)]
                     )
-                    reply = await self._scripts.expire(script_keys, [*args, info.id, now, _PEEK])
+                    reply = await self._scripts.expire(
+                        script_keys, [*args, info.id, now, _PEEK, int(self._lease * 1000)]
+                    )
                     self._seen(group, reply)
                     moved += int(reply[0])
         return moved

@@ -1,13 +1,23 @@
 -- Take back the leases of one member that ran out and place the messages on live members.
+-- Also entries pending for the member with no lease record, idle longer than a lease (their
+-- fetch reply was lost, so no lease was ever recorded).
 -- KEYS: routing layout with 2 extra keys: KEYS[7] inbox STREAM, KEYS[8] leases ZSET;
 -- topics: the member's topics.
--- ARGV: routing layout, then member, now, count.
+-- ARGV: routing layout, then member, now, count, lease in milliseconds.
 -- Returns {moved, version, stale}.
 local ctx = routing(2)
 local member, now, count = ARGV[ctx.next], ARGV[ctx.next + 1], ARGV[ctx.next + 2]
 local inbox, leases = KEYS[7], KEYS[8]
 local moved = 0
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', '(' .. now, 'LIMIT', 0, count)) do
+local late = redis.call('ZRANGEBYSCORE', leases, '-inf', '(' .. now, 'LIMIT', 0, count)
+local ok, pending = pcall(redis.call, 'XPENDING', inbox, 'broker', 'IDLE', ARGV[ctx.next + 3],
+                          '-', '+', count, member)
+if ok then
+  for _, p in ipairs(pending) do
+    if not redis.call('ZSCORE', leases, p[1]) then late[#late + 1] = p[1] end
+  end
+end
+for _, id in ipairs(late) do
   local entry = redis.call('XRANGE', inbox, id, id)[1]
   if entry == nil then
     redis.call('ZREM', leases, id)
