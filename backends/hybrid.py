@@ -17,8 +17,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import msgspec
 from redis import exceptions as redis_errors
@@ -28,7 +27,7 @@ from backends.redis.keys import CONSUMER_GROUP, Keys
 from backends.redis.queue import AckBatch, RedisQueue, decode_text, encode_envelope
 from backends.redis.scripts import Scripts
 from broker.message import DeadLetter, Delivery, Envelope
-from broker.protocols import ComponentHealth, Dispatcher, GroupStats, RoutingStore
+from broker.protocols import Closing, ComponentHealth, Dispatcher, GroupStats, RoutingStore
 
 __all__ = ["HybridDispatcher", "HybridQueue"]
 
@@ -40,7 +39,7 @@ _READ_BLOCK = 0.5
 _READ_BATCH = 500
 
 
-class HybridQueue:
+class HybridQueue(Closing):
     """Local inboxes in a `MemoryQueue`; durability, dead letters and counters in Redis.
 
     Args:
@@ -82,17 +81,6 @@ class HybridQueue:
         self._background: set[asyncio.Future[None]] = set()
         self.dispatcher: Dispatcher | None = None
         """The local dispatcher read entries go to (set by the client constructor)."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         for reader in self._readers.values():
@@ -402,7 +390,7 @@ def _envelope_id(fields: dict[bytes, bytes]) -> str:
         return ""
 
 
-class HybridDispatcher:
+class HybridDispatcher(Closing):
     """New messages go to Redis; what a process read is routed locally.
 
     Args:
@@ -415,17 +403,6 @@ class HybridDispatcher:
         self._local = local
         self._keys = keys
         queue.dispatcher = local
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._local.aclose()

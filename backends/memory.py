@@ -14,14 +14,12 @@ import itertools
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
 import msgspec
 
 from backends.clock import SystemClock
 from broker.message import DeadLetter, Delivery, Envelope
-from broker.protocols import Clock, ComponentHealth, GroupStats
+from broker.protocols import Clock, Closing, ComponentHealth, GroupStats
 
 __all__ = ["MemoryQueue"]
 
@@ -58,7 +56,7 @@ class _Group:
     topics: set[str] = field(default_factory=set)
 
 
-class MemoryQueue:
+class MemoryQueue(Closing):
     """Queue storage in process memory, with the same semantics as the Redis backend.
 
     Args:
@@ -73,17 +71,6 @@ class MemoryQueue:
         self._groups: dict[str, _Group] = {}
         self._tiebreak = itertools.count()
         self._closed = False
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         self._closed = True

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Self
 
 from broker.message import Delivery, Envelope
-from broker.protocols import Balancer, RoutingStore
+from broker.protocols import Balancer, Closing, RoutingStore
 
 __all__ = ["LocalDispatcher"]
 
@@ -22,7 +20,7 @@ def _by_topic(envelopes: Sequence[Envelope]) -> dict[str, list[Envelope]]:
     return grouped
 
 
-class LocalDispatcher:
+class LocalDispatcher(Closing):
     """Asks the balancer for a member per message and pushes it to that member's inbox.
 
     The queue refuses a push to an inbox that closed meanwhile (the message goes to the
@@ -32,17 +30,6 @@ class LocalDispatcher:
     def __init__(self, queue: RoutingStore, balancer: Balancer) -> None:
         self._queue = queue
         self._balancer = balancer
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._balancer.aclose()

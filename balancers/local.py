@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import Self
 
 from balancers.registry import MemoryRegistry
 from balancers.strategies import make_strategy
 from broker.message import Envelope
-from broker.protocols import Candidate, Strategy, StrategyFactory
+from broker.protocols import Candidate, Closing, Strategy, StrategyFactory
 
 __all__ = ["LocalBalancer"]
 
 
-class LocalBalancer:
+class LocalBalancer(Closing):
     """Picks members with one strategy instance per group.
 
     Args:
@@ -46,17 +44,6 @@ class LocalBalancer:
         self._candidates: dict[tuple[str, str], tuple[Candidate, ...]] = {}
         self._seen_version = -1
         self._needs_load = bool(getattr(self._factory(rng), "uses_load", False))
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         self._strategies.clear()

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
-
 import msgspec
 
-from broker.protocols import Clock, MemberInfo
+from broker.protocols import Clock, Closing, MemberInfo
 
 __all__ = ["MemoryRegistry"]
 
 _replace = msgspec.structs.replace
 
 
-class MemoryRegistry:
+class MemoryRegistry(Closing):
     """Members per group in a dict; a heartbeat is one dict update.
 
     Args:
@@ -28,17 +25,6 @@ class MemoryRegistry:
         self._groups: dict[str, dict[str, MemberInfo]] = {}
         self.version = 0
         """Bumped on every change of membership or weight, so callers can cache candidates."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         self._groups.clear()

@@ -9,8 +9,6 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Self
 
 import msgspec
 
@@ -19,6 +17,7 @@ from broker.errors import ClientClosed, PayloadTooLarge
 from broker.message import Codec, DeadLetter, Envelope, check_name, new_id
 from broker.protocols import (
     Clock,
+    Closing,
     ComponentHealth,
     Dispatcher,
     GroupStats,
@@ -50,7 +49,7 @@ class Health(msgspec.Struct, frozen=True):
     components: list[ComponentHealth]
 
 
-class Client:
+class Client(Closing):
     """Publishes messages and creates subscribers over one queue (storage and leases), one
     registry (live members) and one dispatcher (which member gets each message).
 
@@ -79,17 +78,6 @@ class Client:
         self._groups: set[str] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._closed = False
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop every subscriber (gracefully), then close the dispatcher, registry and queue."""

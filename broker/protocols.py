@@ -20,6 +20,7 @@ __all__ = [
     "Balancer",
     "Candidate",
     "Clock",
+    "Closing",
     "ComponentHealth",
     "DeadLetters",
     "Dispatcher",
@@ -114,6 +115,24 @@ class Resource(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+class Closing:
+    """Mixin: ``async with`` closes the object with its ``aclose()`` on exit."""
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 class Registry(Resource, Protocol):

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from backends.redis.connection import translate_errors
 from backends.redis.keys import GroupKeys, Keys
@@ -19,7 +18,7 @@ from backends.redis.queue import decode_text, encode_envelope
 from backends.redis.registry import RedisRegistry
 from backends.redis.scripts import Call, Scripts
 from broker.message import Delivery, Envelope
-from broker.protocols import Candidate, Clock, MemberInfo, Strategy, StrategyFactory
+from broker.protocols import Candidate, Clock, Closing, MemberInfo, Strategy, StrategyFactory
 
 __all__ = ["IN_SCRIPT", "RedisDispatcher"]
 
@@ -29,7 +28,7 @@ _BATCH = 500
 _PEEK = 1000
 
 
-class RedisDispatcher:
+class RedisDispatcher(Closing):
     """Places messages on members with the routing scripts (see ``lua/lib.lua``).
 
     Args:
@@ -71,17 +70,6 @@ class RedisDispatcher:
         self._rng = rng
         self._strategies: dict[str, Strategy] = {}
         self._snapshots: dict[str, tuple[int, list[MemberInfo]]] = {}
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         self._snapshots.clear()

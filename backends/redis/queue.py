@@ -6,8 +6,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import msgspec
 from redis import exceptions as redis_errors
@@ -16,7 +15,7 @@ from backends.redis.connection import translate_errors
 from backends.redis.keys import CONSUMER_GROUP, Keys
 from backends.redis.scripts import Scripts
 from broker.message import DeadLetter, Delivery, Envelope
-from broker.protocols import Clock, ComponentHealth, GroupStats
+from broker.protocols import Clock, Closing, ComponentHealth, GroupStats
 
 __all__ = ["AckBatch", "RedisQueue", "decode_text", "encode_envelope"]
 
@@ -92,7 +91,7 @@ class AckBatch:
                 future.set_result(bool(ok))
 
 
-class RedisQueue:
+class RedisQueue(Closing):
     """Queue storage in Redis streams (see ``keys.py`` for the layout).
 
     Args:
@@ -124,17 +123,6 @@ class RedisQueue:
         self._due: dict[tuple[str, str], float] = {}
         self._acks: dict[tuple[str, str], AckBatch] = {}
         self._background: set[asyncio.Future[None]] = set()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         if self._background:

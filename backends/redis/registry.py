@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from backends.redis.connection import translate_errors
 from backends.redis.keys import Keys
 from backends.redis.scripts import Scripts
-from broker.protocols import Clock, MemberInfo
+from broker.protocols import Clock, Closing, MemberInfo
 
 __all__ = ["RedisRegistry"]
 
@@ -17,7 +16,7 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class RedisRegistry:
+class RedisRegistry(Closing):
     """Members per group in a sorted set by last heartbeat, with an info hash each.
 
     Args:
@@ -34,17 +33,6 @@ class RedisRegistry:
         self._scripts = scripts
         self._clock = clock
         self._ttl = ttl
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         return None
