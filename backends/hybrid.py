@@ -23,8 +23,8 @@ import msgspec
 from redis import exceptions as redis_errors
 
 from backends.redis.connection import translate_errors
-from backends.redis.keys import CONSUMER_GROUP, Keys
-from backends.redis.queue import AckBatch, RedisQueue, decode_text, encode_envelope
+from backends.redis.keys import CONSUMER_GROUP, GroupKeys, Keys
+from backends.redis.queue import RedisQueue, decode_text, encode_envelope
 from backends.redis.scripts import Scripts
 from broker.message import DeadLetter, Delivery, Envelope
 from broker.protocols import Closing, ComponentHealth, Dispatcher, GroupStats, RoutingStore
@@ -61,7 +61,7 @@ class HybridQueue(Closing):
         topics_of: Callable[[str], set[str]],
         *,
         ttl: float,
-        buffer: int = 1000,
+        buffer: int = 5000,
     ) -> None:
         self._durable = durable
         self._redis: Any = durable.redis
@@ -77,7 +77,7 @@ class HybridQueue(Closing):
         self._created: set[tuple[str, str]] = set()
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._room: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
-        self._acks: dict[tuple[str, str], AckBatch] = {}
+        self._acks: dict[tuple[str, str], _StreamAcks] = {}
         self._background: set[asyncio.Future[None]] = set()
         self.dispatcher: Dispatcher | None = None
         """The local dispatcher read entries go to (set by the client constructor)."""
@@ -161,7 +161,7 @@ class HybridQueue(Closing):
 
     async def _read_once(self, group: str, stream: Any) -> None:
         room = self._buffer - self._held[group]
-        if room <= 0:
+        if room < min(_READ_BATCH, self._buffer // 2) and self._held[group] > 0:
             self._room[group].clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._room[group].wait(), _READ_BLOCK)
@@ -266,7 +266,8 @@ class HybridQueue(Closing):
         if receipt is None:
             return None
         self._held[delivery.group] -= 1
-        self._room[delivery.group].set()
+        if self._buffer - self._held[delivery.group] >= min(_READ_BATCH, self._buffer // 2):
+            self._room[delivery.group].set()  # wake the reader for a full batch, not for one
         topic, entry = receipt.split(" ", 1)
         return topic, entry
 
@@ -277,16 +278,12 @@ class HybridQueue(Closing):
         if settled is None:
             return True
         topic, entry = settled
-        keys = self._keys.group(delivery.group)
         batch = self._acks.get((delivery.group, topic))
         if batch is None:
-            batch = self._acks[(delivery.group, topic)] = AckBatch(
-                self._scripts,
-                [keys.stream(topic), keys.leases(self.process), keys.load, keys.stats],
-                self.process,
-                self._background,
+            batch = self._acks[(delivery.group, topic)] = _StreamAcks(
+                self, self._keys.group(delivery.group), topic
             )
-        return await batch.ack(entry, topic)
+        return await batch.ack(entry)
 
     async def retry(self, delivery: Delivery, delay: float, error: str) -> bool:
         return await self._local.retry(delivery, delay, error)
@@ -364,7 +361,7 @@ class HybridQueue(Closing):
             in_flight = here.in_flight if here else 0
             delayed = here.delayed if here else 0
             with translate_errors("read stats"):
-                stored = await self._redis.xlen(self._keys.group(group).stream(topic))
+                stored = await self._stored(group, topic)
             out.append(
                 GroupStats(
                     topic=topic,
@@ -379,8 +376,71 @@ class HybridQueue(Closing):
             )
         return out
 
+    async def _stored(self, group: str, topic: str) -> int:
+        """Entries in Redis not yet acked: unread (lag) plus pending in any process."""
+        stream = self._keys.group(group).stream(topic)
+        try:
+            groups = await self._redis.xinfo_groups(stream)
+        except redis_errors.ResponseError:
+            return 0  # no such stream yet
+        for info in groups:
+            if decode_text(info["name"]) == CONSUMER_GROUP:
+                lag = info.get("lag")
+                pending = int(info["pending"])
+                if lag is None:  # an older server: count what the stream still holds
+                    return int(await self._redis.xlen(stream))
+                return int(lag) + pending
+        return 0
+
     async def ping(self) -> ComponentHealth:
         return await self._durable.ping()
+
+
+def _stream_order(entry: str) -> tuple[int, int]:
+    ms, _, seq = entry.partition("-")
+    return int(ms), int(seq)
+
+
+class _StreamAcks:
+    """Acks of one topic stream made in the same event-loop turn: one ``hybrid_ack.lua`` call."""
+
+    def __init__(self, queue: HybridQueue, keys: GroupKeys, topic: str) -> None:
+        self._queue = queue
+        self._keys = [keys.stream(topic), keys.stats]
+        self._topic = topic
+        self._waiting: list[tuple[str, asyncio.Future[bool]]] = []
+
+    async def ack(self, entry: str) -> bool:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        if not self._waiting:
+            loop.call_soon(self._flush)
+        self._waiting.append((entry, future))
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._waiting = self._waiting, []
+        task = asyncio.ensure_future(self._send(batch))
+        self._queue._background.add(task)
+        task.add_done_callback(self._queue._background.discard)
+
+    async def _send(self, batch: list[tuple[str, asyncio.Future[bool]]]) -> None:
+        entries = sorted((entry for entry, _ in batch), key=_stream_order)
+        scan = len(entries) + self._queue._buffer
+        args: list[str | int] = [self._queue.process, self._topic, entries[0], entries[-1], scan]
+        args += entries
+        try:
+            with translate_errors("ack"):
+                done = await self._queue._scripts.hybrid_ack(self._keys, args)
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        acked = {entry: bool(ok) for entry, ok in zip(entries, done, strict=True)}
+        for entry, future in batch:
+            if not future.done():
+                future.set_result(acked[entry])
 
 
 def _envelope_id(fields: dict[bytes, bytes]) -> str:

@@ -24,6 +24,7 @@ _PLAIN = (
     "join",
     "set_weight",
     "requeue",
+    "hybrid_ack",
 )
 
 

@@ -1,0 +1,115 @@
+"""Hybrid mode between processes: a dead process's unacknowledged entries are claimed."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+import broker
+from backends.redis import connect
+from tests.contract.helpers import wait_for
+from tests.redis_servers import require_redis_server, shared_redis_ok, shared_redis_url
+
+SHORT = broker.Config(
+    heartbeat_ttl=1.0, heartbeat_interval=0.2, cleanup_interval=0.2, lease=1.0, grace_period=0.0
+)
+
+
+@pytest.fixture
+async def url_and_prefix() -> AsyncIterator[tuple[str, str]]:
+    require_redis_server()
+    url = shared_redis_url()
+    if not shared_redis_ok(url):
+        pytest.fail(f"no Redis answers at {url}")
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    yield url, prefix
+    client = connect(url)
+    async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
+async def crash(client: broker.Client) -> None:
+    """Stop every task of a client the way a killed process would: nothing handed back."""
+    tasks = [t for s in client._subscribers for t in (*s._tasks, s._fetcher) if t is not None]
+    tasks += list(client.queue._readers.values())  # type: ignore[attr-defined]
+    if client._maintenance is not None:
+        tasks.append(client._maintenance)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_entries_of_a_dead_process_are_claimed_by_a_live_one(
+    url_and_prefix: tuple[str, str],
+) -> None:
+    url, prefix = url_and_prefix
+    config = SHORT.replace(prefix=prefix)
+    stuck = asyncio.Event()
+    started: list[str] = []
+    dead = broker.new_hybrid_client("shop", url, config=config)
+    sub = dead.subscriber(max_jobs=5)
+
+    @sub.handler("orders")
+    async def hang(msg: broker.Message[int]) -> None:
+        started.append(msg.id)
+        await stuck.wait()
+
+    await sub.start()
+    ids = await dead.publish_many("orders", list(range(5)))
+    await wait_for(lambda: len(started) == 5, timeout=10)
+    await crash(dead)
+
+    attempts: dict[str, int] = {}
+    async with broker.new_hybrid_client("shop", url, config=config) as live:
+        other = live.subscriber()
+
+        @other.handler("orders")
+        async def record(msg: broker.Message[int]) -> None:
+            attempts[msg.id] = msg.attempt
+
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await other.start()
+        await wait_for(lambda: len(attempts) == 5, timeout=15)
+        waited = loop.time() - began
+    assert sorted(attempts) == sorted(ids)
+    assert set(attempts.values()) == {2}, "a claimed entry counts the lost delivery"
+    assert waited < config.heartbeat_ttl * 3 + 2, "claimed once idle past the TTL, not later"
+    await dead.queue._durable.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_closing_process_gives_its_entries_back_at_once(
+    url_and_prefix: tuple[str, str],
+) -> None:
+    url, prefix = url_and_prefix
+    config = SHORT.replace(prefix=prefix, heartbeat_ttl=30.0, heartbeat_interval=5.0)
+    gate = asyncio.Event()
+    first = broker.new_hybrid_client("shop", url, config=config)
+    sub = first.subscriber(max_jobs=2)
+    seen: list[str] = []
+
+    @sub.handler("orders")
+    async def slow(msg: broker.Message[int]) -> None:
+        seen.append(msg.id)
+        await gate.wait()
+
+    await sub.start()
+    ids = await first.publish_many("orders", list(range(10)))
+    await wait_for(lambda: len(seen) == 2, timeout=10)
+    await first.aclose()  # grace 0: running handlers are cancelled, everything goes back
+
+    done: list[str] = []
+    async with broker.new_hybrid_client("shop", url, config=config) as second:
+        other = second.subscriber()
+
+        @other.handler("orders")
+        async def record(msg: broker.Message[int]) -> None:
+            done.append(msg.id)
+
+        await other.start()
+        await wait_for(lambda: len(done) == 10, timeout=5)  # far below the 30 s TTL
+    assert sorted(done) == sorted(ids)
