@@ -24,7 +24,7 @@ from redis import exceptions as redis_errors
 
 from backends.redis.connection import translate_errors
 from backends.redis.keys import CONSUMER_GROUP, GroupKeys, Keys
-from backends.redis.queue import RedisQueue, decode_text, encode_envelope
+from backends.redis.queue import RedisQueue, create_group, decode_text, encode_envelope
 from backends.redis.scripts import Scripts
 from broker.message import DeadLetter, Delivery, Envelope
 from broker.protocols import Closing, ComponentHealth, Dispatcher, GroupStats, RoutingStore
@@ -113,14 +113,7 @@ class HybridQueue(Closing):
         await self._create(group, topic)
 
     async def _create(self, group: str, topic: str) -> None:
-        with translate_errors("create stream"):
-            try:
-                await self._redis.xgroup_create(
-                    self._keys.group(group).stream(topic), CONSUMER_GROUP, id="0", mkstream=True
-                )
-            except redis_errors.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        await create_group(self._redis, self._keys.group(group).stream(topic))
         self._created.add((group, topic))
 
     async def groups(self, topic: str) -> list[str]:

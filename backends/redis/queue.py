@@ -17,7 +17,7 @@ from backends.redis.scripts import Scripts
 from broker.message import DeadLetter, Delivery, Envelope
 from broker.protocols import Clock, Closing, ComponentHealth, GroupStats
 
-__all__ = ["AckBatch", "RedisQueue", "decode_text", "encode_envelope"]
+__all__ = ["AckBatch", "RedisQueue", "create_group", "decode_text", "encode_envelope"]
 
 _encoder = msgspec.msgpack.Encoder()
 _envelope = msgspec.msgpack.Decoder(Envelope)
@@ -26,6 +26,19 @@ _replace = msgspec.structs.replace
 _GROUPS_TTL = 1.0
 _PROMOTE_BATCH = 500
 _GONE_PAUSE = 0.05
+
+
+async def create_group(client: Any, stream: str) -> None:
+    """Create the consumer group of ``stream`` (and the stream) from its first entry, if absent.
+
+    From the first entry, not from ``$``: a group made after messages were added must see them.
+    """
+    with translate_errors("create consumer group"):
+        try:
+            await client.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
+        except redis_errors.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
 
 
 def encode_envelope(envelope: Envelope) -> bytes:
@@ -168,14 +181,7 @@ class RedisQueue(Closing):
         return found
 
     async def attach(self, group: str, member: str) -> None:
-        with translate_errors("create inbox"):
-            try:
-                await self._redis.xgroup_create(
-                    self._keys.group(group).inbox(member), CONSUMER_GROUP, id="0", mkstream=True
-                )
-            except redis_errors.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        await create_group(self._redis, self._keys.group(group).inbox(member))
 
     async def push(self, group: str, member: str | None, envelopes: Sequence[Envelope]) -> int:
         keys = self._keys.group(group)
