@@ -199,11 +199,19 @@ class MemoryQueue(Closing):
         return renewed
 
     async def ack(self, delivery: Delivery) -> bool:
-        held = self._held(delivery)
-        if held is None:
+        # The hot path: _held() inlined.
+        state = self._groups.get(delivery.group)
+        if state is None:
             return False
-        del held[1].leased[delivery.envelope.id]
-        held[0].processed[delivery.envelope.topic] += 1
+        inbox = state.inboxes.get(delivery.member)
+        if inbox is None:
+            return False
+        envelope = delivery.envelope
+        lease = inbox.leased.get(envelope.id)
+        if lease is None or lease.envelope.attempt != delivery.attempt:
+            return False
+        del inbox.leased[envelope.id]
+        state.processed[envelope.topic] += 1
         return True
 
     async def retry(self, delivery: Delivery, delay: float, error: str) -> bool:

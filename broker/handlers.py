@@ -27,18 +27,24 @@ class Handler:
     Coroutine functions are awaited; plain functions run in the subscriber's thread pool.
     """
 
-    __slots__ = ("func", "is_async", "payload_type", "topic", "wants_message")
+    __slots__ = ("_decoders", "func", "is_async", "payload_type", "topic", "wants_message")
 
     def __init__(self, topic: str, func: HandlerFunc) -> None:
         self.topic = topic
         self.func = func
         self.is_async = inspect.iscoroutinefunction(func)
         self.payload_type, self.wants_message = _payload_type(func)
+        self._decoders: dict[str, Callable[[bytes], Any]] = {}
 
     def argument(self, codec: Codec, delivery: Delivery) -> object:
         """Decode the payload; raises msgspec's DecodeError / ValidationError if it does not fit."""
         envelope = delivery.envelope
-        payload = codec.decoder(envelope.content_type, self.payload_type)(envelope.payload)
+        decode = self._decoders.get(envelope.content_type)
+        if decode is None:
+            decode = self._decoders[envelope.content_type] = codec.decoder(
+                envelope.content_type, self.payload_type
+            )
+        payload = decode(envelope.payload)
         if not self.wants_message:
             return payload
         return Message(

@@ -121,9 +121,8 @@ _ids = _Ids()
 os.register_at_fork(after_in_child=_ids.reset)
 
 
-def new_id() -> str:
-    """A new message id, unique across processes."""
-    return _ids.next()
+new_id: Callable[[], str] = _ids.next
+"""A new message id, unique across processes (a random per-process prefix and a counter)."""
 
 
 class Codec:
