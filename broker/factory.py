@@ -82,34 +82,13 @@ def new_redis_client(
     Raises:
         ConfigError: the ``redis`` extra is not installed.
     """
-    try:
-        from backends.redis import (
-            IN_SCRIPT,
-            Keys,
-            RedisDispatcher,
-            RedisQueue,
-            RedisRegistry,
-            Scripts,
-            connect,
-        )
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ConfigError(
-            "BROKER_MODE", "redis", "an installed redis client: pip install 'broker[redis]'"
-        ) from exc
+    config = _configure(config, app, strategy, url=url)
+    redis, owns, keys, scripts = _redis_parts(config, redis)
     from backends.clock import SystemClock
+    from backends.redis import IN_SCRIPT, RedisDispatcher, RedisQueue, RedisRegistry
     from balancers.strategies import make_strategy
 
-    config = _configure(config, app, strategy, url=url)
     clock = clock or SystemClock()
-    owns = redis is None
-    if redis is None:
-        redis = connect(
-            config.redis_url,
-            pool_size=config.pool_size,
-            cluster=config.cluster,
-        )
-    keys = Keys(config.prefix)
-    scripts = Scripts(redis)
     registry = RedisRegistry(redis, keys, scripts, clock, config.heartbeat_ttl)
     chosen = strategy or config.strategy
     if isinstance(chosen, str) and chosen not in IN_SCRIPT:
@@ -145,25 +124,17 @@ def new_hybrid_client(
     import secrets
     import socket
 
+    config = _configure(config, app, strategy, url=url)
+    redis, owns, keys, scripts = _redis_parts(config, redis)
     from backends.clock import SystemClock
     from backends.hybrid import HybridDispatcher, HybridQueue
     from backends.memory import MemoryQueue
-    from backends.redis import Keys, RedisQueue, Scripts, connect
+    from backends.redis import RedisQueue
     from balancers.dispatch import LocalDispatcher
     from balancers.local import LocalBalancer
     from balancers.registry import MemoryRegistry
 
-    config = _configure(config, app, strategy, url=url)
     clock = clock or SystemClock()
-    owns = redis is None
-    if redis is None:
-        redis = connect(
-            config.redis_url,
-            pool_size=config.pool_size,
-            cluster=config.cluster,
-        )
-    keys = Keys(config.prefix)
-    scripts = Scripts(redis)
     durable = RedisQueue(redis, keys, scripts, clock, owns_client=owns)
     local = MemoryQueue(clock)
     registry = MemoryRegistry(clock, config.heartbeat_ttl)
@@ -176,6 +147,25 @@ def new_hybrid_client(
     queue = HybridQueue(durable, keys, scripts, local, process, topics_of, ttl=config.heartbeat_ttl)
     dispatcher = HybridDispatcher(queue, LocalDispatcher(local, balancer), keys)
     return Client(config, queue, registry, dispatcher, clock=clock, rng=rng)
+
+
+def _redis_parts(config: Config, redis: Any) -> tuple[Any, bool, Any, Any]:
+    """The Redis client (connected here unless given), whether the client owns it, the key
+    names and the loaded scripts.
+
+    Raises:
+        ConfigError: the ``redis`` extra is not installed.
+    """
+    try:
+        from backends.redis import Keys, Scripts, connect
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ConfigError(
+            "BROKER_MODE", config.mode, "an installed redis client: pip install 'broker[redis]'"
+        ) from exc
+    owns = redis is None
+    if redis is None:
+        redis = connect(config.redis_url, pool_size=config.pool_size, cluster=config.cluster)
+    return redis, owns, Keys(config.prefix), Scripts(redis)
 
 
 def _configure(
