@@ -1,6 +1,7 @@
 """broker: asyncio messaging between services with single delivery and balancing strategies."""
 
 from backends.clock import ManualClock, SystemClock
+from broker.app import App, AppInfo
 from broker.client import Client, Health, Stats
 from broker.config import Config, parse_duration
 from broker.errors import (
@@ -12,6 +13,8 @@ from broker.errors import (
     HandlerError,
     InvalidTopic,
     PayloadTooLarge,
+    RemoteError,
+    RequestTimeout,
     SerializationError,
 )
 from broker.factory import (
@@ -26,6 +29,8 @@ from broker.message import DeadLetter, Delivery, Envelope, Message
 from broker.protocols import (
     Balancer,
     Candidate,
+    ChannelCallback,
+    Channels,
     Clock,
     ComponentHealth,
     GroupStats,
@@ -40,11 +45,15 @@ from broker.subscriber import Subscriber
 __version__ = "0.1.0"
 
 __all__ = [
+    "App",
+    "AppInfo",
     "BackendError",
     "BackendUnavailable",
     "Balancer",
     "BrokerError",
     "Candidate",
+    "ChannelCallback",
+    "Channels",
     "Client",
     "ClientClosed",
     "Clock",
@@ -65,6 +74,8 @@ __all__ = [
     "PayloadTooLarge",
     "Queue",
     "Registry",
+    "RemoteError",
+    "RequestTimeout",
     "SerializationError",
     "Stats",
     "Strategy",

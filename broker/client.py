@@ -8,7 +8,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 
@@ -16,6 +16,7 @@ from broker.config import Config
 from broker.errors import ClientClosed, PayloadTooLarge
 from broker.message import Codec, DeadLetter, Envelope, check_name, new_id
 from broker.protocols import (
+    Channels,
     Clock,
     Closing,
     ComponentHealth,
@@ -51,7 +52,8 @@ class Health(msgspec.Struct, frozen=True):
 
 class Client(Closing):
     """Publishes messages and creates subscribers over one queue (storage and leases), one
-    registry (live members) and one dispatcher (which member gets each message).
+    registry (live members), one dispatcher (which member gets each message) and channels
+    (non-durable fan-out, for events and RPC replies).
 
     Build one with `broker.new_memory_client` (or another constructor) and use it as an async
     context manager: leaving the block stops its subscribers and closes the backend.
@@ -64,10 +66,12 @@ class Client(Closing):
         registry: Registry,
         dispatcher: Dispatcher,
         *,
+        channels: Channels,
         clock: Clock,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
+        self.channels = channels
         self.queue = queue
         self.dispatcher = dispatcher
         self.registry = registry
@@ -77,7 +81,12 @@ class Client(Closing):
         self._subscribers: list[Subscriber] = []
         self._groups: set[str] = set()
         self._maintenance: asyncio.Task[None] | None = None
+        self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
+
+    def on_close(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Run ``close`` when the client closes, after its subscribers stopped."""
+        self._on_close.append(close)
 
     async def aclose(self) -> None:
         """Stop every subscriber (gracefully), then close the dispatcher, registry and queue."""
@@ -88,6 +97,9 @@ class Client(Closing):
         self._closed = True
         if self._maintenance is not None:
             await cancel_task(self._maintenance)
+        for close in self._on_close:
+            await close()
+        await self.channels.aclose()
         await self.dispatcher.aclose()
         await self.registry.aclose()
         await self.queue.aclose()

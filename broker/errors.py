@@ -7,6 +7,8 @@
     ├── SerializationError     a payload msgspec cannot encode
     ├── ClientClosed           the client or subscriber was used after aclose()/stop()
     ├── HandlerError           a subscriber was set up wrongly (duplicate topic, bad signature)
+    ├── RequestTimeout         an RPC request got no reply in time (also a TimeoutError)
+    ├── RemoteError            an RPC handler raised; carries the remote type and message
     └── BackendError           the storage or registry failed
         └── BackendUnavailable the backend could not be reached
 
@@ -24,6 +26,8 @@ __all__ = [
     "HandlerError",
     "InvalidTopic",
     "PayloadTooLarge",
+    "RemoteError",
+    "RequestTimeout",
     "SerializationError",
 ]
 
@@ -75,6 +79,29 @@ class ClientClosed(BrokerError, RuntimeError):
 
 class HandlerError(BrokerError, TypeError):
     """A handler was registered wrongly."""
+
+
+class RequestTimeout(BrokerError, TimeoutError):
+    """No reply to an RPC request arrived within its timeout."""
+
+    def __init__(self, name: str, timeout: float) -> None:
+        self.name = name
+        self.timeout = timeout
+        super().__init__(
+            f"no reply to request {name!r} within {timeout:g}s (is a worker with "
+            f"on_request({name!r}) running in the same app?)"
+        )
+
+
+class RemoteError(BrokerError):
+    """The handler of an RPC request raised; ``remote_type`` names the exception's class
+    (``module.QualName``) and ``remote_message`` its text."""
+
+    def __init__(self, name: str, remote_type: str, remote_message: str) -> None:
+        self.name = name
+        self.remote_type = remote_type
+        self.remote_message = remote_message
+        super().__init__(f"request {name!r} failed remotely: {remote_type}: {remote_message}")
 
 
 class BackendError(BrokerError):

@@ -41,6 +41,7 @@ def new_memory_client(
         clock: time source for leases, delays and heartbeats (a `ManualClock` in tests).
         rng: random source for the strategies and retry jitter.
     """
+    from backends.channels import MemoryChannels
     from backends.clock import SystemClock
     from backends.memory import MemoryQueue
     from balancers.dispatch import LocalDispatcher
@@ -53,7 +54,9 @@ def new_memory_client(
     balancer = LocalBalancer(registry, strategy or config.strategy, rng)
     queue = MemoryQueue(clock)
     dispatcher = LocalDispatcher(queue, balancer)
-    return Client(config, queue, registry, dispatcher, clock=clock, rng=rng)
+    return Client(
+        config, queue, registry, dispatcher, channels=MemoryChannels(), clock=clock, rng=rng
+    )
 
 
 def new_redis_client(
@@ -85,7 +88,13 @@ def new_redis_client(
     config = _configure(config, app, strategy, url=url)
     redis, owns, keys, scripts = _redis_parts(config, redis)
     from backends.clock import SystemClock
-    from backends.redis import IN_SCRIPT, RedisDispatcher, RedisQueue, RedisRegistry
+    from backends.redis import (
+        IN_SCRIPT,
+        RedisChannels,
+        RedisDispatcher,
+        RedisQueue,
+        RedisRegistry,
+    )
     from balancers.strategies import make_strategy
 
     clock = clock or SystemClock()
@@ -102,7 +111,8 @@ def new_redis_client(
         redis, keys, scripts, registry, chosen, clock, rng, lease=config.lease
     )
     queue = RedisQueue(redis, keys, scripts, clock, owns_client=owns)
-    return Client(config, queue, registry, dispatcher, clock=clock, rng=rng)
+    channels = RedisChannels(redis, keys)
+    return Client(config, queue, registry, dispatcher, channels=channels, clock=clock, rng=rng)
 
 
 def new_hybrid_client(
@@ -129,7 +139,7 @@ def new_hybrid_client(
     from backends.clock import SystemClock
     from backends.hybrid import HybridDispatcher, HybridQueue
     from backends.memory import MemoryQueue
-    from backends.redis import RedisQueue
+    from backends.redis import RedisChannels, RedisQueue
     from balancers.dispatch import LocalDispatcher
     from balancers.local import LocalBalancer
     from balancers.registry import MemoryRegistry
@@ -146,7 +156,8 @@ def new_hybrid_client(
 
     queue = HybridQueue(durable, keys, scripts, local, process, topics_of, ttl=config.heartbeat_ttl)
     dispatcher = HybridDispatcher(queue, LocalDispatcher(local, balancer), keys)
-    return Client(config, queue, registry, dispatcher, clock=clock, rng=rng)
+    channels = RedisChannels(redis, keys)
+    return Client(config, queue, registry, dispatcher, channels=channels, clock=clock, rng=rng)
 
 
 def _redis_parts(config: Config, redis: Any) -> tuple[Any, bool, Any, Any]:

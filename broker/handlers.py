@@ -13,7 +13,7 @@ from typing import Any
 from broker.errors import HandlerError
 from broker.message import Codec, Delivery, Message
 
-__all__ = ["Handler", "HandlerFunc"]
+__all__ = ["Handler", "HandlerFunc", "payload_type_of"]
 
 HandlerFunc = Callable[[Any], Awaitable[object]] | Callable[[Any], object]
 
@@ -29,11 +29,14 @@ class Handler:
 
     __slots__ = ("_decoders", "func", "is_async", "payload_type", "topic", "wants_message")
 
-    def __init__(self, topic: str, func: HandlerFunc) -> None:
+    def __init__(self, topic: str, func: HandlerFunc, *, payload_type: Any = None) -> None:
         self.topic = topic
         self.func = func
         self.is_async = inspect.iscoroutinefunction(func)
-        self.payload_type, self.wants_message = _payload_type(func)
+        if payload_type is None:
+            self.payload_type, self.wants_message = payload_type_of(func)
+        else:  # told explicitly: the function gets the whole Message of that payload type
+            self.payload_type, self.wants_message = payload_type, True
         self._decoders: dict[str, Callable[[bytes], Any]] = {}
 
     def argument(self, codec: Codec, delivery: Delivery) -> object:
@@ -66,7 +69,13 @@ class Handler:
         return await loop.run_in_executor(executor, functools.partial(self.func, argument))
 
 
-def _payload_type(func: HandlerFunc) -> tuple[Any, bool]:
+def payload_type_of(func: HandlerFunc) -> tuple[Any, bool]:
+    """What ``func``'s first parameter asks for: (payload type, whether it wants the Message).
+
+    Raises:
+        HandlerError: the function does not take exactly one required positional parameter,
+            or its annotations cannot be resolved.
+    """
     try:
         params = list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError) as exc:

@@ -19,6 +19,8 @@ from broker.message import DeadLetter, Delivery, Envelope
 __all__ = [
     "Balancer",
     "Candidate",
+    "ChannelCallback",
+    "Channels",
     "Clock",
     "Closing",
     "ComponentHealth",
@@ -289,3 +291,29 @@ class RoutingStore(Queue, Protocol):
 
     async def expire_leases(self) -> list[tuple[str, Envelope]]:
         """Take back every lease past its deadline; returns (group, envelope) to route again."""
+
+
+ChannelCallback = Callable[[bytes], None]
+"""Receives one message sent on a channel; called on the event loop, so it must not block."""
+
+
+class Channels(Resource, Protocol):
+    """Non-durable fan-out of bytes by channel name, used for events and RPC replies.
+
+    At-most-once: a message reaches the callbacks listening when it is sent, or nobody.
+    A channel name is an exact name (never a pattern).
+    """
+
+    async def send(self, channel: str, data: bytes) -> int:
+        """Send ``data`` to every current listener; returns how many processes or callbacks
+        received it (as far as the backend knows)."""
+        ...
+
+    async def listen(self, channel: str, callback: ChannelCallback) -> None:
+        """Call ``callback`` for each message on ``channel`` from now on; returns once
+        messages sent after it are certain to arrive."""
+        ...
+
+    async def unlisten(self, channel: str, callback: ChannelCallback) -> None:
+        """Stop calling ``callback``; the channel is dropped when nobody listens."""
+        ...

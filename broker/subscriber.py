@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import msgspec
 
@@ -110,14 +110,21 @@ class Subscriber:
 
         return register
 
-    def add_handler(self, topic: str, func: HandlerFunc) -> None:
-        """Handle messages of ``topic`` with ``func`` (async, or sync to run in a thread)."""
+    def add_handler(self, topic: str, func: HandlerFunc, *, payload_type: Any = None) -> None:
+        """Handle messages of ``topic`` with ``func`` (async, or sync to run in a thread).
+
+        Args:
+            topic: the topic to handle.
+            func: called with what its first parameter's annotation asks for (see `Handler`).
+            payload_type: decode payloads into this type and pass ``func`` the whole
+                `Message`, whatever its annotation says.
+        """
         check_name(topic)
         if topic in self._handlers:
             raise HandlerError(f"topic {topic!r} already has a handler on this subscriber")
         if self._fetcher is not None:
             raise HandlerError("add handlers before start()")
-        self._handlers[topic] = Handler(topic, func)
+        self._handlers[topic] = Handler(topic, func, payload_type=payload_type)
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """The Redis backend: streams per member inbox, Lua scripts for every atomic step."""
 
+from backends.redis.channels import RedisChannels
 from backends.redis.connection import connect
 from backends.redis.dispatch import IN_SCRIPT, RedisDispatcher
 from backends.redis.keys import Keys
@@ -10,6 +11,7 @@ from backends.redis.scripts import Scripts
 __all__ = [
     "IN_SCRIPT",
     "Keys",
+    "RedisChannels",
     "RedisDispatcher",
     "RedisQueue",
     "RedisRegistry",

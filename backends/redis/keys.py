@@ -22,6 +22,7 @@ only single-key commands touch them.
     P:{G}:stats                   HASH    per-topic counters: processed:T, failed:T, ...
     P:{G}:stream:T                STREAM  hybrid mode: the group's messages of topic T; consumer
                                           group "broker", one consumer per process
+    P:channel:C                   PUBSUB  channel C (events, RPC replies): no key is stored
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ class Keys:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.groups = f"{prefix}:groups"
+
+    def channel(self, name: str) -> str:
+        return f"{self.prefix}:channel:{name}"
 
     def topic_groups(self, topic: str) -> str:
         return f"{self.prefix}:topic:{topic}:groups"
