@@ -317,9 +317,7 @@ class App:
             member.add_handler(TASK_PREFIX + name, func)
         for name, func in self._requests.items():
             responder = Responder(self.client, Handler(name, func), self._executor)
-            member.add_handler(
-                REQUEST_PREFIX + name, responder.respond, payload_type=responder.payload_type
-            )
+            member.add_handler(REQUEST_PREFIX + name, responder.respond, payload_type=msgspec.Raw)
         self._subscriber = member
         await member.start()
 
@@ -386,6 +384,16 @@ class App:
     async def health(self) -> Health:
         """Whether the backend and the balancer answer."""
         return await self.client.health()
+
+    @property
+    def requests_pending(self) -> int:
+        """Requests from this app still waiting for their reply."""
+        return self._requester.pending
+
+    @property
+    def late_replies(self) -> int:
+        """Replies that came after their request had timed out (dropped)."""
+        return self._requester.late_replies
 
     @property
     def dropped_events(self) -> int:

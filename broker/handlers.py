@@ -59,6 +59,7 @@ class Handler:
             delivery.attempt,
             envelope.max_attempts,
             envelope.created_at,
+            envelope.content_type,
         )
 
     async def call(self, argument: object, executor: Executor | None) -> object:

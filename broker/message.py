@@ -80,6 +80,8 @@ class Message(msgspec.Struct, Generic[T], frozen=True, gc=False):
     attempt: int
     max_attempts: int
     created_at: float
+    content_type: ContentType = "msgpack"
+    """How the payload was encoded on the wire."""
 
 
 _NAME = re.compile(r"[A-Za-z0-9._\-:/]{1,200}")

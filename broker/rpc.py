@@ -152,11 +152,7 @@ class Responder:
         self._handler = handler
         self.executor = executor
 
-    @property
-    def payload_type(self) -> Any:
-        return self._handler.payload_type
-
-    async def respond(self, message: Message[Any]) -> None:
+    async def respond(self, message: Message[msgspec.Raw]) -> None:
         """Run the handler for one request and send its reply."""
         headers = message.headers
         reply_to, correlation = headers.get(REPLY_TO), headers.get(CORRELATION_ID)
@@ -168,8 +164,12 @@ class Responder:
         handler = self._handler
         codec = self._client.codec
         try:
+            # decoded here, not by the subscriber, so a bad payload reaches the caller
+            decode = codec.decoder(message.content_type, handler.payload_type)
+            payload = decode(message.payload)
+            argument = msgspec.structs.replace(message, payload=payload)
             result = await handler.call(
-                message if handler.wants_message else message.payload, self.executor
+                argument if handler.wants_message else payload, self.executor
             )
             reply = Reply(correlation, True, codec.encode(result), codec.content_type)
         except Exception as exc:

@@ -53,6 +53,9 @@ class RedisChannels(Closing):
             if len(callbacks) > 1:
                 return
             if self._pubsub is None:
+                if hasattr(self._redis, "get_primaries"):  # a cluster learns its slots first
+                    with translate_errors("connect to the cluster"):
+                        await self._redis.initialize()
                 self._pubsub = self._redis.pubsub()
             confirmed = asyncio.get_running_loop().create_future()
             self._confirming[name].append(confirmed)

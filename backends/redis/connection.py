@@ -3,13 +3,14 @@ jittered backoff, and driver errors wrapped into `broker.errors`."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from typing import Any
 
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -30,9 +31,11 @@ def connect(url: str, *, pool_size: int = 50, cluster: bool = False) -> Any:
     retry = Retry(NoBackoff(), 0)
     errors: list[type[Exception]] = []
     if cluster:
-        return RedisCluster.from_url(
+        client = _WaitingCluster.from_url(
             url, retry=retry, retry_on_error=errors, max_connections=pool_size
         )
+        client.limit = asyncio.Semaphore(pool_size)
+        return client
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=pool_size,
@@ -42,6 +45,38 @@ def connect(url: str, *, pool_size: int = 50, cluster: bool = False) -> Any:
         health_check_interval=30,
     )
     return Redis.from_pool(pool)
+
+
+class _WaitingCluster(RedisCluster):
+    """A cluster client whose commands wait for a free connection: redis-py's cluster nodes
+    raise ``MaxConnectionsError`` once ``max_connections`` are taken. At most ``limit``
+    commands run at once, so no node ever needs more connections than it has."""
+
+    limit: asyncio.Semaphore
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> _WaitingCluster:
+        client = super().from_url(url, **kwargs)
+        assert isinstance(client, cls)
+        return client
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.limit:
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)
+        return _WaitingPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _WaitingPipeline(ClusterPipeline):
+    """A pipeline that counts as one command against its cluster client's limit."""
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        limit: asyncio.Semaphore = self.cluster_client.limit  # type: ignore[attr-defined]
+        async with limit:
+            return await super().execute(raise_on_error, allow_redirections)
 
 
 @contextlib.contextmanager
