@@ -36,14 +36,27 @@ def child_env() -> dict[str, str]:
 class Child:
     """One ``python -m tests.processes.<module>`` process: stdout piped, stderr to a log."""
 
-    def __init__(self, name: str, module: str, args: list[str], log: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        args: list[str],
+        log: Path,
+        *,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.log = log
         with log.open("wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", f"tests.processes.{module}", *args],
+                [
+                    sys.executable,
+                    "-m",
+                    module if "." in module else f"tests.processes.{module}",
+                    *args,
+                ],
                 cwd=ROOT,
-                env=child_env(),
+                env={**child_env(), **(env or {})},
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
