@@ -41,6 +41,7 @@ from broker.protocols import (
     StrategyFactory,
 )
 from broker.subscriber import Subscriber
+from broker.sync import SyncProducer
 
 __version__ = "0.1.0"
 
@@ -81,6 +82,7 @@ __all__ = [
     "Strategy",
     "StrategyFactory",
     "Subscriber",
+    "SyncProducer",
     "SystemClock",
     "__version__",
     "client_from_env",
