@@ -10,7 +10,11 @@ def test_all_names_are_exported_and_public() -> None:
         assert hasattr(broker, name), name
     public = {n for n in dir(broker) if not n.startswith("_")}
     modules = {
+        "app",
         "backends",
+        "events",
+        "rpc",
+        "sync",
         "client",
         "config",
         "errors",
