@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Mapping
-from typing import Literal, Self, get_args
+from collections.abc import Callable, Mapping
+from typing import Literal, Self, cast, get_args
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from broker.errors import ConfigError, InvalidTopic
 from broker.message import CONTENT_TYPES, ContentType, check_name
@@ -96,35 +97,74 @@ class Config:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Read the configuration from environment variables; unset ones keep their default.
 
+        The mode comes from ``BROKER_MODE`` or from the pair ``QUEUE_TYPE`` / ``BALANCER_TYPE``
+        (memory/memory is memory, redis/redis is redis, redis/memory is hybrid; one alone means
+        both). The Redis connection comes either from ``REDIS_URL`` or from its parts
+        (``QUEUE_REDIS_ADDR`` or ``REDIS_ADDR``, ``QUEUE_REDIS_DB``, ``REDIS_USERNAME``,
+        ``QUEUE_REDIS_PASSWORD`` or ``REDIS_PASSWORD``, ``REDIS_TLS*``), composed into
+        ``redis_url``; setting both ``REDIS_URL`` and a part is an error, never a silent merge.
+        ``BALANCER_PREFIX`` / ``BALANCER_REDIS_ADDR`` / ``BALANCER_REDIS_DB`` may only repeat the
+        queue's values: the balancer's state lives with the queue.
+
         Raises:
             ConfigError: a variable is set to a value it does not accept; the message names it.
         """
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for variable, (field, kind) in _VARIABLES.items():
-            raw = env.get(variable)
-            if raw is None or raw.strip() == "":
-                continue
-            values[field] = _parse(variable, raw.strip(), kind)
-        if "redis_url" not in values and env.get("REDIS_ADDR"):
-            values["redis_url"] = f"redis://{env['REDIS_ADDR'].strip()}/0"
+        parsed = {
+            variable: _parse(variable, raw, kind)
+            for variable, (_, kind) in _VARIABLES.items()
+            if (raw := env.get(variable)) is not None and raw.strip()
+        }
+        values = {
+            field: parsed[variable]
+            for variable, (field, _) in _VARIABLES.items()
+            if field is not None and variable in parsed
+        }
+        if (mode := _mode(parsed)) is not None:
+            values["mode"] = mode
+        if (url := _redis_url(parsed)) is not None:
+            values["redis_url"] = url
         try:
-            return cls(**values)  # type: ignore[arg-type]
+            config = cls(**values)  # type: ignore[arg-type]
         except ConfigError as exc:
             raise ConfigError(_env_name(exc.variable), exc.value, exc.accepted) from None
+        _check_balancer(parsed, config.prefix, config.redis_url)
+        return config
 
     def describe(self) -> dict[str, str]:
         """The effective settings as strings, with any password in the Redis URL masked."""
         shown = {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
-        shown["redis_url"] = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", self.redis_url)
+        shown["redis_url"] = _mask(self.redis_url)
         return shown
 
 
-_VARIABLES: dict[str, tuple[str, str]] = {
+# A kind is how `_parse` reads a value: a name below, or the tuple of accepted words.
+_Kind = str | tuple[str, ...]
+_BACKENDS = ("memory", "redis")
+
+# Variables without a field are composed: into `mode` by `_mode`, into `redis_url` by
+# `_redis_url`, or only checked, by `_check_balancer`.
+_VARIABLES: dict[str, tuple[str | None, _Kind]] = {
     "APP_NAME": ("app_name", "str"),
-    "BROKER_MODE": ("mode", "str"),
-    "REDIS_URL": ("redis_url", "str"),
-    "BALANCE_STRATEGY": ("strategy", "str"),
+    "BROKER_MODE": ("mode", get_args(Mode)),
+    "QUEUE_TYPE": (None, _BACKENDS),
+    "BALANCER_TYPE": (None, _BACKENDS),
+    "REDIS_URL": ("redis_url", "url"),
+    "REDIS_ADDR": (None, "address"),
+    "QUEUE_REDIS_ADDR": (None, "address"),
+    "QUEUE_REDIS_DB": (None, "db"),
+    "REDIS_USERNAME": (None, "str"),
+    "REDIS_PASSWORD": (None, "secret"),
+    "QUEUE_REDIS_PASSWORD": (None, "secret"),
+    "REDIS_TLS": (None, "bool"),
+    "REDIS_TLS_CA_FILE": (None, "str"),
+    "REDIS_TLS_CERT_FILE": (None, "str"),
+    "REDIS_TLS_KEY_FILE": (None, "str"),
+    "REDIS_TLS_VERIFY": (None, "bool"),
+    "BALANCER_PREFIX": (None, "str"),
+    "BALANCER_REDIS_ADDR": (None, "address"),
+    "BALANCER_REDIS_DB": (None, "db"),
+    "BALANCE_STRATEGY": ("strategy", STRATEGY_NAMES),
     "HEARTBEAT_TTL": ("heartbeat_ttl", "duration"),
     "HEARTBEAT_INTERVAL": ("heartbeat_interval", "duration"),
     "CLEANUP_TICKER": ("cleanup_interval", "duration"),
@@ -135,11 +175,42 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "RETRY_BACKOFF_MAX": ("retry_backoff_max", "duration"),
     "GRACE_PERIOD": ("grace_period", "duration"),
     "MAX_PAYLOAD_BYTES": ("max_payload_bytes", "int"),
-    "CONTENT_TYPE": ("content_type", "str"),
+    "CONTENT_TYPE": ("content_type", CONTENT_TYPES),
     "QUEUE_PREFIX": ("prefix", "str"),
     "QUEUE_REDIS_POOL_SIZE": ("pool_size", "int"),
     "QUEUE_REDIS_MAX_RETRIES": ("max_retries", "int"),
     "REDIS_CLUSTER": ("cluster", "bool"),
+}
+_TLS_QUERY = {
+    "REDIS_TLS_CA_FILE": "ssl_ca_certs",
+    "REDIS_TLS_CERT_FILE": "ssl_certfile",
+    "REDIS_TLS_KEY_FILE": "ssl_keyfile",
+}
+_TLS_OPTIONS = (*_TLS_QUERY, "REDIS_TLS_VERIFY")
+_URL_PARTS = (
+    "REDIS_ADDR",
+    "QUEUE_REDIS_ADDR",
+    "QUEUE_REDIS_DB",
+    "REDIS_USERNAME",
+    "REDIS_PASSWORD",
+    "QUEUE_REDIS_PASSWORD",
+    "REDIS_TLS",
+    *_TLS_OPTIONS,
+)
+# (queue type, balancer type) of each mode.
+_PAIRS: dict[Mode, tuple[str, str]] = {
+    "memory": ("memory", "memory"),
+    "redis": ("redis", "redis"),
+    "hybrid": ("redis", "memory"),
+}
+_ADDRESS = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9._-]+):(\d{1,5})", re.ASCII | re.IGNORECASE)
+_ACCEPTED = {
+    "bool": "true or false",
+    "int": "a whole number such as 10",
+    "db": "a database number of 0 or more",
+    "address": "host:port with a numeric port, such as redis:6379",
+    "url": "a Redis URL such as redis://host:6379/0, rediss://user:password@host:6379/0 "
+    "or unix:///run/redis.sock",
 }
 
 
@@ -150,18 +221,174 @@ def _env_name(field: str) -> str:
     return field
 
 
-def _parse(variable: str, raw: str, kind: str) -> object:
+def _parse(variable: str, raw: str, kind: _Kind) -> object:
+    if kind == "secret":
+        return raw  # a password is taken as written, spaces included
+    text = raw.strip()
+    if isinstance(kind, tuple):
+        if text.lower() not in kind:
+            raise ConfigError(variable, text, _one_of(kind))
+        return text.lower()
     if kind == "duration":
-        return parse_duration(raw, variable)
-    if kind == "bool":
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(variable, raw, "true or false")
-    if kind == "int":
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(variable, raw, "a whole number such as 10") from None
-    return raw.lower() if variable in ("BROKER_MODE", "BALANCE_STRATEGY") else raw
+        return parse_duration(text, variable)
+    if kind not in _PARSERS:
+        return text
+    try:
+        return _PARSERS[kind](text)
+    except ValueError:
+        shown = _mask(text) if kind == "url" else text
+        raise ConfigError(variable, shown, _ACCEPTED[kind]) from None
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def _db(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    return int(text)
+
+
+def _address(text: str) -> str:
+    match = _ADDRESS.fullmatch(text)
+    if match is None or not 0 < int(match.group(2)) < 65536:
+        raise ValueError(text)
+    return f"{match.group(1).lower()}:{int(match.group(2))}"
+
+
+def _url(text: str) -> str:
+    split = urlsplit(text)
+    _ = split.port  # raises ValueError for a port that is not a number
+    if split.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(text)
+    if split.scheme != "unix" and not re.fullmatch(r"/?\d*", split.path):
+        raise ValueError(text)
+    return text
+
+
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "bool": _bool,
+    "int": int,
+    "db": _db,
+    "address": _address,
+    "url": _url,
+}
+
+
+def _one_of(words: tuple[str, ...]) -> str:
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _mask(url: str) -> str:
+    # Up to the last "@", so a password written with an unquoted "@" is masked whole.
+    return re.sub(r"(//[^:/@]*:).*@", r"\1***@", url)
+
+
+def _mode(parsed: Mapping[str, object]) -> Mode | None:
+    queue = cast("str | None", parsed.get("QUEUE_TYPE"))
+    balancer = cast("str | None", parsed.get("BALANCER_TYPE"))
+    if queue is None and balancer is None:
+        return None
+    declared = cast("Mode | None", parsed.get("BROKER_MODE"))
+    # Unset halves follow BROKER_MODE when it is set, else the other half.
+    queue_default, balancer_default = _PAIRS[declared] if declared else (balancer, queue)
+    pair = (queue or queue_default or "", balancer or balancer_default or "")
+    modes = {p: m for m, p in _PAIRS.items()}
+    if pair not in modes:
+        raise ConfigError(
+            "QUEUE_TYPE/BALANCER_TYPE",
+            "/".join(pair),
+            "memory/memory (memory mode), redis/redis (redis) or redis/memory (hybrid): "
+            "a Redis balancer keeps its state next to a Redis queue, so it needs QUEUE_TYPE=redis",
+        )
+    mode = modes[pair]
+    if declared is not None and declared != mode:
+        raise ConfigError(
+            "BROKER_MODE",
+            declared,
+            f"{mode}, the mode of a {pair[0]} queue (QUEUE_TYPE) with a {pair[1]} balancer "
+            "(BALANCER_TYPE); or leave BROKER_MODE unset",
+        )
+    return mode
+
+
+def _redis_url(parsed: Mapping[str, object]) -> str | None:
+    given = [variable for variable in _URL_PARTS if variable in parsed]
+    if not given:
+        return None
+    if "REDIS_URL" in parsed:
+        variable = given[0]
+        raise ConfigError(
+            variable,
+            "***" if _VARIABLES[variable][1] == "secret" else parsed[variable],
+            "no value while REDIS_URL is set: put the address, db, user, password and TLS "
+            "files in REDIS_URL (rediss://user:password@host:6379/0?ssl_ca_certs=/ca.pem), "
+            "or unset REDIS_URL and use the separate variables",
+        )
+    address = _first(parsed, "QUEUE_REDIS_ADDR", "REDIS_ADDR") or "127.0.0.1:6379"
+    user = quote(_first(parsed, "REDIS_USERNAME") or "", safe="")
+    password = _first(parsed, "QUEUE_REDIS_PASSWORD", "REDIS_PASSWORD")
+    auth = f"{user}@" if user else ""
+    if password is not None:
+        auth = f"{user}:{quote(password, safe='')}@"
+    scheme, query = _tls(parsed)
+    return f"{scheme}://{auth}{address}/{parsed.get('QUEUE_REDIS_DB', 0)}{query}"
+
+
+def _first(parsed: Mapping[str, object], *variables: str) -> str | None:
+    for variable in variables:
+        if variable in parsed:
+            return str(parsed[variable])
+    return None
+
+
+def _tls(parsed: Mapping[str, object]) -> tuple[str, str]:
+    options = [variable for variable in _TLS_OPTIONS if variable in parsed]
+    if not parsed.get("REDIS_TLS", bool(options)):
+        if options:
+            raise ConfigError(
+                options[0], parsed[options[0]], "no value while REDIS_TLS=false, or REDIS_TLS=true"
+            )
+        return "redis", ""
+    if "REDIS_TLS_KEY_FILE" in parsed and "REDIS_TLS_CERT_FILE" not in parsed:
+        raise ConfigError(
+            "REDIS_TLS_KEY_FILE",
+            parsed["REDIS_TLS_KEY_FILE"],
+            "a key set together with REDIS_TLS_CERT_FILE, the client certificate it belongs to",
+        )
+    query = {name: parsed[variable] for variable, name in _TLS_QUERY.items() if variable in parsed}
+    if parsed.get("REDIS_TLS_VERIFY") is False:
+        query |= {"ssl_cert_reqs": "none", "ssl_check_hostname": "false"}
+    return "rediss", "?" + urlencode(query, safe="/", quote_via=quote) if query else ""
+
+
+def _check_balancer(parsed: Mapping[str, object], prefix: str, url: str) -> None:
+    split = urlsplit(url)
+    host = split.hostname or ""
+    queue: dict[str, tuple[object, str]] = {
+        "BALANCER_PREFIX": (prefix, "QUEUE_PREFIX"),
+        "BALANCER_REDIS_ADDR": (
+            f"[{host}]:{split.port or 6379}" if ":" in host else f"{host}:{split.port or 6379}",
+            "QUEUE_REDIS_ADDR, REDIS_ADDR or REDIS_URL",
+        ),
+        "BALANCER_REDIS_DB": (_url_db(split.path, split.query), "QUEUE_REDIS_DB or REDIS_URL"),
+    }
+    for variable, (value, source) in queue.items():
+        if variable in parsed and parsed[variable] != value:
+            raise ConfigError(
+                variable,
+                parsed[variable],
+                f"no value, or the queue's own {value!r} (from {source}): the balancer's state "
+                "lives with the queue and one Lua script updates both, so it cannot differ; "
+                f"unset {variable} or change {source} instead",
+            )
+
+
+def _url_db(path: str, query: str) -> int:
+    db = parse_qs(query).get("db") or [path.strip("/") or "0"]
+    return int(db[0]) if db[0].isdigit() else 0

@@ -31,8 +31,10 @@ def connect(url: str, *, pool_size: int = 50, cluster: bool = False) -> Any:
     retry = Retry(NoBackoff(), 0)
     errors: list[type[Exception]] = []
     if cluster:
+        # headroom over the limit: the Pub/Sub reader holds a node connection of its own, and
+        # a connection being reset after an error is out of the free list for a moment
         client = _WaitingCluster.from_url(
-            url, retry=retry, retry_on_error=errors, max_connections=pool_size
+            url, retry=retry, retry_on_error=errors, max_connections=pool_size + 16
         )
         client.limit = asyncio.Semaphore(pool_size)
         return client
