@@ -29,16 +29,11 @@ _DELAY_POLL = 0.05
 
 
 @dataclass(slots=True)
-class _Lease:
-    envelope: Envelope
-    until: float
-
-
-@dataclass(slots=True)
 class _Inbox:
     ready: deque[Envelope] = field(default_factory=deque)
     delayed: list[tuple[float, int, Envelope]] = field(default_factory=list)
-    leased: dict[str, _Lease] = field(default_factory=dict)
+    leased: dict[str, Delivery] = field(default_factory=dict)
+    """The deliveries held by the member: fenced by attempt, expiring at ``lease_until``."""
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     open: bool = True
 
@@ -174,17 +169,18 @@ class MemoryQueue(Closing):
             if attempt > envelope.max_attempts:
                 self._add_dead(state, group, envelope, "lease lost on every attempt")
                 continue
-            leased[envelope.id] = _Lease(envelope, until)
-            out.append(Delivery(envelope, group, member, attempt, until))
+            delivery = Delivery(envelope, group, member, attempt, until)
+            leased[envelope.id] = delivery
+            out.append(delivery)
         return out
 
-    def _held(self, delivery: Delivery) -> tuple[_Group, _Inbox, _Lease] | None:
+    def _held(self, delivery: Delivery) -> tuple[_Group, _Inbox, Delivery] | None:
         state = self._groups.get(delivery.group)
         inbox = state.inboxes.get(delivery.member) if state is not None else None
         lease = inbox.leased.get(delivery.envelope.id) if inbox is not None else None
         if state is None or inbox is None or lease is None:
             return None
-        if lease.envelope.attempt != delivery.attempt:
+        if lease.attempt != delivery.attempt:
             return None
         return state, inbox, lease
 
@@ -194,7 +190,8 @@ class MemoryQueue(Closing):
         for delivery in deliveries:
             held = self._held(delivery)
             if held is not None:
-                held[2].until = until
+                leased = held[1].leased
+                leased[delivery.envelope.id] = _replace(held[2], lease_until=until)
                 renewed += 1
         return renewed
 
@@ -208,7 +205,7 @@ class MemoryQueue(Closing):
             return False
         envelope = delivery.envelope
         lease = inbox.leased.get(envelope.id)
-        if lease is None or lease.envelope.attempt != delivery.attempt:
+        if lease is None or lease.attempt != delivery.attempt:
             return False
         del inbox.leased[envelope.id]
         state.processed[envelope.topic] += 1
@@ -248,7 +245,7 @@ class MemoryQueue(Closing):
         now = self._clock.now()
         expired: list[tuple[str, Envelope]] = []
         for name, inbox in self._inboxes():
-            late = [key for key, lease in inbox.leased.items() if lease.until < now]
+            late = [key for key, lease in inbox.leased.items() if lease.lease_until < now]
             expired.extend((name, inbox.leased.pop(key).envelope) for key in late)
         return expired
 

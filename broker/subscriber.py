@@ -293,6 +293,7 @@ class Subscriber:
         # Workers take from a deque. A worker wakes one more only while work is left, so a
         # batch of quick handlers costs one wake-up, and slow ones still run side by side.
         ready, held, idle = self._ready, self._held, self._idle_workers
+        queue = self._client.queue
         loop = asyncio.get_running_loop()
         while True:
             if not ready:
@@ -304,14 +305,41 @@ class Subscriber:
             delivery = ready.popleft()
             if ready and idle and not self._waking:
                 self._wake_worker()
+            call = self._prepare(delivery)
             try:
-                await self._process(delivery)
+                if call is None:  # sync handler, unknown topic or bad payload
+                    await self._process(delivery)
+                else:  # inlined: no coroutine per message on the fast path
+                    try:
+                        await call[0](call[1])  # type: ignore[misc]
+                    except Exception as exc:
+                        self.failed += 1
+                        await self._failed(delivery, f"{type(exc).__name__}: {exc}")
+                    else:
+                        if await queue.ack(delivery):
+                            self.processed += 1
+                        else:
+                            self._lost(delivery)
             except Exception:
                 log.exception("settling message %s failed", delivery.envelope.id)
             held.pop(delivery.envelope.id, None)
             if not held:
                 self._idle.set()
             self._slot.set()
+
+    def _prepare(self, delivery: Delivery) -> tuple[HandlerFunc, object] | None:
+        """The fast path: an async handler and its decoded argument (None: take `_process`)."""
+        handler = self._handlers.get(delivery.envelope.topic)
+        if handler is None or not handler.is_async:
+            return None
+        try:
+            return handler.func, handler.argument(self._client.codec, delivery)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+
+    def _lost(self, delivery: Delivery) -> None:
+        self.lost += 1
+        log.warning("lease on %s was lost before its ack; not acked", delivery.envelope.id)
 
     async def _process(self, delivery: Delivery) -> None:
         queue = self._client.queue
@@ -336,8 +364,7 @@ class Subscriber:
         if await queue.ack(delivery):
             self.processed += 1
         else:
-            self.lost += 1
-            log.warning("lease on %s was lost before its ack; not acked", delivery.envelope.id)
+            self._lost(delivery)
 
     async def _bury(self, delivery: Delivery, error: str) -> None:
         self.failed += 1
