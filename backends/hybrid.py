@@ -79,6 +79,7 @@ class HybridQueue(Closing):
         self._room: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._acks: dict[tuple[str, str], _StreamAcks] = {}
         self._background: set[asyncio.Future[None]] = set()
+        self._unsettled = 0
         self.dispatcher: Dispatcher | None = None
         """The local dispatcher read entries go to (set by the client constructor)."""
 
@@ -89,6 +90,8 @@ class HybridQueue(Closing):
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
         self._readers.clear()
+        for batch in self._acks.values():
+            batch.flush()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         with contextlib.suppress(Exception):
@@ -276,7 +279,10 @@ class HybridQueue(Closing):
             batch = self._acks[(delivery.group, topic)] = _StreamAcks(
                 self, self._keys.group(delivery.group), topic
             )
-        return await batch.ack(entry)
+        settling = batch.ack(entry)
+        if self._unsettled > self._buffer:  # Redis is behind: wait, so acks stay bounded
+            return await settling
+        return True
 
     async def retry(self, delivery: Delivery, delay: float, error: str) -> bool:
         return await self._local.retry(delivery, delay, error)
@@ -395,7 +401,12 @@ def _stream_order(entry: str) -> tuple[int, int]:
 
 
 class _StreamAcks:
-    """Acks of one topic stream made in the same event-loop turn: one ``hybrid_ack.lua`` call."""
+    """Acks of one topic stream made in the same event-loop turn: one ``hybrid_ack.lua`` call.
+
+    The local lease already fenced the ack (a member that lost it never gets here), so a
+    worker need not wait for Redis: its slot frees at once and the acks of a whole turn go
+    out together. An ack Redis refuses (another process claimed the entry) is logged.
+    """
 
     def __init__(self, queue: HybridQueue, keys: GroupKeys, topic: str) -> None:
         self._queue = queue
@@ -403,15 +414,20 @@ class _StreamAcks:
         self._topic = topic
         self._waiting: list[tuple[str, asyncio.Future[bool]]] = []
 
-    async def ack(self, entry: str) -> bool:
+    def ack(self, entry: str) -> asyncio.Future[bool]:
+        """Queue the ack of ``entry``; the future tells whether Redis took it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         if not self._waiting:
-            loop.call_soon(self._flush)
+            loop.call_soon(self.flush)
         self._waiting.append((entry, future))
-        return await future
+        self._queue._unsettled += 1
+        return future
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Send what is waiting now (also called by `HybridQueue.aclose`)."""
+        if not self._waiting:
+            return
         batch, self._waiting = self._waiting, []
         task = asyncio.ensure_future(self._send(batch))
         self._queue._background.add(task)
@@ -425,15 +441,22 @@ class _StreamAcks:
         try:
             with translate_errors("ack"):
                 done = await self._queue._scripts.hybrid_ack(self._keys, args)
+            acked = {entry: bool(ok) for entry, ok in zip(entries, done, strict=True)}
         except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        acked = {entry: bool(ok) for entry, ok in zip(entries, done, strict=True)}
+            log.warning("%d acks on %s failed (%s); redelivered after the TTL", len(batch),
+                        self._topic, exc)  # fmt: skip
+            acked = {}
+        finally:
+            self._queue._unsettled -= len(batch)
+        refused = 0
         for entry, future in batch:
+            ok = acked.get(entry, False)
+            refused += not ok
             if not future.done():
-                future.set_result(acked[entry])
+                future.set_result(ok)
+        if refused and acked:
+            log.warning("%d acks on %s refused: another process took the entries", refused,
+                        self._topic)  # fmt: skip
 
 
 def _envelope_id(fields: dict[bytes, bytes]) -> str:

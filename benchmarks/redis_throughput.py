@@ -1,7 +1,7 @@
 """broker on Redis beside raw redis-py and the peers, measured in one run.
 
 Run: ``python benchmarks/redis_throughput.py [--url redis://127.0.0.1:6379/9] [--messages N]``.
-Uses (and flushes) the database in the URL: give it one nothing else uses. Prints one table;
+Deletes only its own keys (prefix ``bench:``, found with SCAN) before each step. Prints one table;
 copy it into ``benchmarks/README.md``. No-op handlers everywhere.
 """
 
@@ -34,8 +34,10 @@ Build = Callable[..., broker.Client]
 
 
 async def _flush(url: str) -> None:
+    """Delete this benchmark's keys (never the rest of the database)."""
     client = connect(url)
-    await client.flushdb()
+    async for key in client.scan_iter(match=f"{PREFIX}:*", count=1000):
+        await client.delete(key)
     await client.aclose()
 
 
