@@ -71,7 +71,7 @@ class HybridQueue(Closing):
         self.process = process
         self._ttl = ttl
         self._buffer = buffer
-        self._receipts: dict[tuple[str, str], str] = {}
+        self._receipts: dict[tuple[str, str], tuple[str, str]] = {}  # -> (topic, entry id)
         self._held: dict[str, int] = defaultdict(int)
         self._topics_of = topics_of
         self._created: set[tuple[str, str]] = set()
@@ -102,8 +102,8 @@ class HybridQueue(Closing):
     async def _give_back(self) -> None:
         by_stream: dict[str, list[str]] = defaultdict(list)
         for (group, _), receipt in self._receipts.items():
-            topic = receipt.split(" ", 1)[0]
-            by_stream[self._keys.group(group).stream(topic)].append(receipt.split(" ", 1)[1])
+            topic, entry = receipt
+            by_stream[self._keys.group(group).stream(topic)].append(entry)
         for stream, ids in by_stream.items():
             await self._scripts.requeue([stream], [self.process, *ids])
         self._receipts.clear()
@@ -203,7 +203,7 @@ class HybridQueue(Closing):
             key = (group, envelope.id)
             if key not in self._receipts:
                 self._held[group] += 1
-            self._receipts[key] = f"{topic} {decode_text(receipt)}"
+            self._receipts[key] = (topic, decode_text(receipt))
             by_topic[topic].append(envelope)
         assert self.dispatcher is not None
         for topic, envelopes in by_topic.items():
@@ -214,7 +214,7 @@ class HybridQueue(Closing):
         by_topic: dict[str, list[str]] = defaultdict(list)
         for (name, _), receipt in list(self._receipts.items()):
             if name == group:
-                topic, entry = receipt.split(" ", 1)
+                topic, entry = receipt
                 by_topic[topic].append(entry)
         stream = self._keys.group(group).stream
         for topic, ids in by_topic.items():
@@ -264,8 +264,7 @@ class HybridQueue(Closing):
         self._held[delivery.group] -= 1
         if self._buffer - self._held[delivery.group] >= min(_READ_BATCH, self._buffer // 2):
             self._room[delivery.group].set()  # wake the reader for a full batch, not for one
-        topic, entry = receipt.split(" ", 1)
-        return topic, entry
+        return receipt
 
     async def ack(self, delivery: Delivery) -> bool:
         if not await self._local.ack(delivery):
@@ -279,8 +278,8 @@ class HybridQueue(Closing):
             batch = self._acks[(delivery.group, topic)] = _StreamAcks(
                 self, self._keys.group(delivery.group), topic
             )
-        settling = batch.ack(entry)
-        if self._unsettled > self._buffer:  # Redis is behind: wait, so acks stay bounded
+        settling = batch.ack(entry, wait=self._unsettled >= self._buffer)
+        if settling is not None:  # Redis is behind: wait, so the acks in flight stay bounded
             return await settling
         return True
 
@@ -412,12 +411,12 @@ class _StreamAcks:
         self._queue = queue
         self._keys = [keys.stream(topic), keys.stats]
         self._topic = topic
-        self._waiting: list[tuple[str, asyncio.Future[bool]]] = []
+        self._waiting: list[tuple[str, asyncio.Future[bool] | None]] = []
 
-    def ack(self, entry: str) -> asyncio.Future[bool]:
-        """Queue the ack of ``entry``; the future tells whether Redis took it."""
+    def ack(self, entry: str, *, wait: bool) -> asyncio.Future[bool] | None:
+        """Queue the ack of ``entry``; with ``wait``, a future tells whether Redis took it."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[bool] = loop.create_future()
+        future: asyncio.Future[bool] | None = loop.create_future() if wait else None
         if not self._waiting:
             loop.call_soon(self.flush)
         self._waiting.append((entry, future))
@@ -433,7 +432,7 @@ class _StreamAcks:
         self._queue._background.add(task)
         task.add_done_callback(self._queue._background.discard)
 
-    async def _send(self, batch: list[tuple[str, asyncio.Future[bool]]]) -> None:
+    async def _send(self, batch: list[tuple[str, asyncio.Future[bool] | None]]) -> None:
         entries = sorted((entry for entry, _ in batch), key=_stream_order)
         scan = len(entries) + self._queue._buffer
         args: list[str | int] = [self._queue.process, self._topic, entries[0], entries[-1], scan]
@@ -452,7 +451,7 @@ class _StreamAcks:
         for entry, future in batch:
             ok = acked.get(entry, False)
             refused += not ok
-            if not future.done():
+            if future is not None and not future.done():
                 future.set_result(ok)
         if refused and acked:
             log.warning("%d acks on %s refused: another process took the entries", refused,
