@@ -85,10 +85,9 @@ class HybridQueue(Closing):
 
     async def aclose(self) -> None:
         for reader in self._readers.values():
-            reader.cancel()
-        for reader in self._readers.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            while not reader.done():  # redis-py may swallow one cancel inside a read
+                reader.cancel()
+                await asyncio.wait([reader], timeout=0.1)
         self._readers.clear()
         for batch in self._acks.values():
             batch.flush()

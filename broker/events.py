@@ -19,6 +19,7 @@ import msgspec
 from broker.errors import PayloadTooLarge
 from broker.handlers import Handler
 from broker.message import Delivery, Envelope, new_id
+from broker.subscriber import cancel_task
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -96,8 +97,7 @@ class Listener:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), grace)
         for task in self._workers:
-            task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+            await cancel_task(task)
         if self._buffer:
             log.warning("%d events of %s dropped at shutdown", len(self._buffer), self.channel)
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from redis import exceptions as redis_errors
-from redis.asyncio import BlockingConnectionPool, Connection, Redis
+from redis.asyncio import Connection, ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -47,16 +47,39 @@ def connect(url: str, *, pool_size: int = 50, cluster: bool = False) -> Any:
     extra: dict[str, Any] = {}
     if _pack is not None and url.startswith("redis://"):
         extra["connection_class"] = _PackedConnection
-    pool = BlockingConnectionPool.from_url(
+    pool = _WaitingPool.from_url(
         url,
         **extra,
         max_connections=pool_size,
-        timeout=None,
         retry=retry,
         retry_on_error=errors,
         health_check_interval=30,
     )
     return Redis.from_pool(pool)
+
+
+class _WaitingPool(ConnectionPool):
+    """A pool that waits for a free connection once ``max_connections`` are in use (redis-py's
+    plain pool raises instead). One semaphore does it; redis-py's blocking pool costs a
+    condition, a lock and a timeout context on every command."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = asyncio.Semaphore(self.max_connections)
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        await self._slots.acquire()
+        try:
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def release(self, connection: Any) -> None:
+        try:
+            await super().release(connection)
+        finally:
+            self._slots.release()
 
 
 class _PackedConnection(Connection):
