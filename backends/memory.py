@@ -149,7 +149,8 @@ class MemoryQueue(Closing):
                 remaining = min(remaining, max(inbox.delayed[0][0] - now, 0.0), _DELAY_POLL)
             inbox.wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(inbox.wakeup.wait(), remaining)
+                async with asyncio.timeout(remaining):  # no extra task, unlike wait_for
+                    await inbox.wakeup.wait()
 
     def _promote(self, inbox: _Inbox, now: float) -> None:
         delayed = inbox.delayed

@@ -75,6 +75,8 @@ class Requester:
         return len(self._pending)
 
     async def _listen(self) -> None:
+        if self._listening:
+            return
         async with self._lock:
             if not self._listening:
                 await self._client.channels.listen(self.channel, self._on_reply)
@@ -167,10 +169,9 @@ class Responder:
             # decoded here, not by the subscriber, so a bad payload reaches the caller
             decode = codec.decoder(message.content_type, handler.payload_type)
             payload = decode(message.payload)
-            argument = msgspec.structs.replace(message, payload=payload)
-            result = await handler.call(
-                argument if handler.wants_message else payload, self.executor
-            )
+            if handler.wants_message:
+                payload = msgspec.structs.replace(message, payload=payload)
+            result = await handler.call(payload, self.executor)
             reply = Reply(correlation, True, codec.encode(result), codec.content_type)
         except Exception as exc:
             reply = Reply(correlation, False, error_type=_type_name(exc), error=str(exc))

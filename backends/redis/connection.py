@@ -4,8 +4,7 @@ jittered backoff, and driver errors wrapped into `broker.errors`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from redis import exceptions as redis_errors
@@ -127,17 +126,29 @@ class _WaitingPipeline(ClusterPipeline):
             return await super().execute(raise_on_error, allow_redirections)
 
 
-@contextlib.contextmanager
-def translate_errors(action: str) -> Iterator[None]:
-    """Wrap driver errors raised while doing ``action`` into `broker.errors` types."""
-    try:
-        yield
-    except redis_errors.AuthenticationError as exc:
-        raise BackendError(
-            f"{action}: Redis refused the credentials ({exc}); check the user and password "
-            "in the URL (redis://user:password@host:port/db)"
-        ) from exc
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-        raise BackendUnavailable(f"{action}: Redis is unreachable ({exc})") from exc
-    except redis_errors.RedisError as exc:
+class translate_errors:
+    """Wrap driver errors raised while doing ``action`` into `broker.errors` types (a class,
+    not a generator: it sits on every command's path)."""
+
+    __slots__ = ("action",)
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc is None or not isinstance(exc, (redis_errors.RedisError, OSError)):
+            return
+        action = self.action
+        if isinstance(exc, redis_errors.AuthenticationError):
+            raise BackendError(
+                f"{action}: Redis refused the credentials ({exc}); check the user and password "
+                "in the URL (redis://user:password@host:port/db)"
+            ) from exc
+        if isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)):
+            raise BackendUnavailable(f"{action}: Redis is unreachable ({exc})") from exc
         raise BackendError(f"{action}: {exc}") from exc

@@ -70,9 +70,14 @@ class RedisDispatcher(Closing):
         self._rng = rng
         self._strategies: dict[str, Strategy] = {}
         self._snapshots: dict[str, tuple[int, list[MemberInfo]]] = {}
+        self._heads: dict[
+            tuple[str, str],
+            tuple[list[MemberInfo], list[str], list[str | bytes | int | float], list[MemberInfo]],
+        ] = {}
 
     async def aclose(self) -> None:
         self._snapshots.clear()
+        self._heads.clear()
 
     # -- the registry snapshot -------------------------------------------------------------
 
@@ -96,9 +101,29 @@ class RedisDispatcher(Closing):
     async def _routing(
         self, group: str, topics: Sequence[str], extra_keys: Sequence[str]
     ) -> tuple[list[str], list[str | bytes | int | float], list[MemberInfo]]:
-        """KEYS and ARGV heads of a routing script (the layout of ``lua/lib.lua``)."""
+        """KEYS and ARGV heads of a routing script (the layout of ``lua/lib.lua``); fresh
+        lists the caller may extend, built once per snapshot for a publish's single topic."""
+        snapshot = await self._members(group)
+        if extra_keys or len(topics) != 1:
+            return self._routing_of(group, snapshot, topics, extra_keys)
+        key = (group, topics[0])
+        cached = self._heads.get(key)
+        if cached is None or cached[0] is not snapshot:
+            if len(self._heads) > 10_000:
+                self._heads.clear()
+            cached = self._heads[key] = (snapshot, *self._routing_of(group, snapshot, topics, ()))
+        _, script_keys, args, members = cached
+        return list(script_keys), list(args), members
+
+    def _routing_of(
+        self,
+        group: str,
+        snapshot: list[MemberInfo],
+        topics: Sequence[str],
+        extra_keys: Sequence[str],
+    ) -> tuple[list[str], list[str | bytes | int | float], list[MemberInfo]]:
         keys = self._keys.group(group)
-        members = [m for m in await self._members(group) if set(m.topics) & set(topics)]
+        members = [m for m in snapshot if set(m.topics) & set(topics)]
         script_keys = [*keys.routing(), *extra_keys]
         script_keys += [keys.topic(t) for t in topics]
         script_keys += [keys.inbox(m.id) for m in members]

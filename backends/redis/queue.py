@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import msgspec
@@ -16,6 +17,8 @@ from backends.redis.keys import CONSUMER_GROUP, Keys
 from backends.redis.scripts import Scripts
 from broker.message import DeadLetter, Delivery, Envelope
 from broker.protocols import Clock, Closing, ComponentHealth, GroupStats
+
+log = logging.getLogger("broker")
 
 __all__ = ["AckBatch", "RedisQueue", "create_group", "decode_text", "encode_envelope"]
 
@@ -269,8 +272,15 @@ class RedisQueue(Closing):
                 continue
             delivery = Delivery(envelope, group, member, attempt, until, receipt)
             (late if attempt > envelope.max_attempts else out).append(delivery)
+        write = self._scripts.leased([keys.leases(member), keys.stats], args)
+        if not late:
+            # Not awaited: the handlers start one round trip sooner. Every later step on these
+            # entries (ack, retry, release, expiry) checks the stream itself, tolerates a lease
+            # record that lands after it, and only adds to counters, which commute.
+            self._in_background(write, "record leases")
+            return out
         with translate_errors("record leases"):
-            await self._scripts.leased([keys.leases(member), keys.stats], args)
+            await write
         for delivery in late:
             reason = (
                 "lease lost on every attempt"
@@ -279,6 +289,18 @@ class RedisQueue(Closing):
             )
             await self.bury(delivery, reason)
         return out
+
+    def _in_background(self, step: Awaitable[object], action: str) -> None:
+        async def run() -> None:
+            try:
+                with translate_errors(action):
+                    await step
+            except Exception:
+                log.exception("%s failed; expiry takes the entries back after a lease", action)
+
+        task = asyncio.ensure_future(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def renew(self, deliveries: Sequence[Delivery], lease: float) -> int:
         by_member: dict[tuple[str, str], list[str]] = defaultdict(list)
