@@ -29,6 +29,8 @@ _replace = msgspec.structs.replace
 _GROUPS_TTL = 1.0
 _PROMOTE_BATCH = 500
 _GONE_PAUSE = 0.05
+# Lease records are written this long after a read (see `_defer_lease_write`).
+_LEASE_WRITE_DELAY = 0.002
 
 
 async def create_group(client: Any, stream: str) -> None:
@@ -139,8 +141,12 @@ class RedisQueue(Closing):
         self._due: dict[tuple[str, str], float] = {}
         self._acks: dict[tuple[str, str], AckBatch] = {}
         self._background: set[asyncio.Future[None]] = set()
+        self._lease_writes: list[tuple[list[str], list[str | float]]] = []
+        self._lease_timer: asyncio.TimerHandle | None = None
+        self._lease_tasks: set[asyncio.Future[None]] = set()
 
     async def aclose(self) -> None:
+        await self._leases_written()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._owns:
@@ -272,15 +278,16 @@ class RedisQueue(Closing):
                 continue
             delivery = Delivery(envelope, group, member, attempt, until, receipt)
             (late if attempt > envelope.max_attempts else out).append(delivery)
-        write = self._scripts.leased([keys.leases(member), keys.stats], args)
+        script_keys = [keys.leases(member), keys.stats, keys.inbox(member)]
         if not late:
-            # Not awaited: the handlers start one round trip sooner. Every later step on these
-            # entries (ack, retry, release, expiry) checks the stream itself, tolerates a lease
-            # record that lands after it, and only adds to counters, which commute.
-            self._in_background(write, "record leases")
+            # Written a moment later, not awaited: the handlers start one round trip sooner
+            # and a quick one replies before this script takes Redis's time. Every later
+            # step (ack, retry, release, expiry) checks the stream itself, the script skips
+            # entries already gone, and the counters only add, so the order does not matter.
+            self._defer_lease_write(script_keys, args)
             return out
         with translate_errors("record leases"):
-            await write
+            await self._scripts.leased(script_keys, args)
         for delivery in late:
             reason = (
                 "lease lost on every attempt"
@@ -290,7 +297,29 @@ class RedisQueue(Closing):
             await self.bury(delivery, reason)
         return out
 
-    def _in_background(self, step: Awaitable[object], action: str) -> None:
+    def _defer_lease_write(self, keys: list[str], args: list[str | float]) -> None:
+        self._lease_writes.append((keys, args))
+        if self._lease_timer is None:
+            loop = asyncio.get_running_loop()
+            self._lease_timer = loop.call_later(_LEASE_WRITE_DELAY, self._write_leases)
+
+    def _write_leases(self) -> None:
+        writes, self._lease_writes, self._lease_timer = self._lease_writes, [], None
+        for keys, args in writes:
+            self._lease_tasks.add(
+                self._in_background(self._scripts.leased(keys, args), "record leases")
+            )
+
+    async def _leases_written(self) -> None:
+        """Write the deferred lease records now and wait for them (before a renewal, which
+        must not be overwritten by an older deadline)."""
+        if self._lease_timer is not None:
+            self._lease_timer.cancel()
+            self._write_leases()
+        if self._lease_tasks:
+            await asyncio.gather(*self._lease_tasks, return_exceptions=True)
+
+    def _in_background(self, step: Awaitable[object], action: str) -> asyncio.Future[None]:
         async def run() -> None:
             try:
                 with translate_errors(action):
@@ -301,11 +330,14 @@ class RedisQueue(Closing):
         task = asyncio.ensure_future(run())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._lease_tasks.discard)
+        return task
 
     async def renew(self, deliveries: Sequence[Delivery], lease: float) -> int:
         by_member: dict[tuple[str, str], list[str]] = defaultdict(list)
         for delivery in deliveries:
             by_member[(delivery.group, delivery.member)].append(delivery.receipt)
+        await self._leases_written()
         until = self._clock.now() + lease
         renewed = 0
         with translate_errors("renew leases"):
