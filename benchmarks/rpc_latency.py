@@ -41,6 +41,7 @@ CHECK_INTERVAL_S = 0.001  # taskiq's result polling: one EXISTS, then a sleep th
 START_DEADLINE_S = 60.0
 TARGET_RATIO = 4.0  # broker p50 within this many PING p50s
 PING = "raw redis-py PING (floor)"
+RAW = "raw redis-py request/reply, 2 processes"
 VERSIONS = (
     f"redis-py {version('redis')} (hiredis: {HIREDIS_AVAILABLE}), taskiq {version('taskiq')} + "
     f"taskiq-redis {version('taskiq-redis')}"
@@ -145,10 +146,30 @@ async def _serve_taskiq(kind: str, url: str, prefix: str, ready: MpEvent, stop: 
         await queue.shutdown()
 
 
+async def _serve_raw(_: str, url: str, prefix: str, ready: MpEvent, stop: MpEvent) -> None:
+    """Plain redis-py, no SDK: read each request from a stream with a blocking XREADGROUP,
+    PUBLISH the reply, XACK. The smallest request/reply across two processes."""
+    client = connect(url)
+    stream = f"{prefix}:requests"
+    await client.xgroup_create(stream, "g", id="0", mkstream=True)
+    ready.set()
+    waiting = asyncio.create_task(_until(stop))
+    try:
+        while not waiting.done():
+            reply = await client.xreadgroup("g", "w", {stream: ">"}, count=10, block=200)
+            for _, entries in reply or []:
+                for entry, fields in entries:
+                    await client.publish(fields[b"to"], fields[b"n"])
+                    await client.xack(stream, "g", entry)
+    finally:
+        waiting.cancel()
+        await client.aclose()
+
+
 def _child(kind: str, url: str, prefix: str, ready: MpEvent, stop: MpEvent) -> None:
     system, _, mode = kind.partition(" ")
-    serve = _serve_broker if system == "broker" else _serve_taskiq
-    asyncio.run(serve(mode, url, prefix, ready, stop))
+    serves = {"broker": _serve_broker, "taskiq": _serve_taskiq, "raw": _serve_raw}
+    asyncio.run(serves[system](mode, url, prefix, ready, stop))
 
 
 @contextlib.asynccontextmanager
@@ -205,6 +226,34 @@ async def ping(url: str, n: int, warmup: int) -> list[float]:
         return await sample("redis PING", call, n, warmup)
     finally:
         await client.aclose()
+
+
+async def raw_rpc(url: str, prefix: str, n: int, warmup: int) -> list[float]:
+    """The floor of a request/reply across processes: XADD, then wait on Pub/Sub."""
+    async with responder("raw stream", url, prefix):
+        client = connect(url)
+        listener = client.pubsub()
+        channel = f"{prefix}:reply"
+        await listener.subscribe(channel)
+        await listener.get_message(timeout=5.0)  # the subscription's confirmation
+        stream = f"{prefix}:requests"
+
+        async def call(index: int) -> None:
+            await client.xadd(stream, {"n": index, "to": channel})
+            while True:
+                message = await listener.get_message(timeout=TIMEOUT_S)
+                if message is None:
+                    raise BenchError(f"raw: no reply to {index}")
+                if message["type"] == "message":
+                    break
+            if int(message["data"]) != index:
+                raise BenchError(f"raw: asked {index}, got {message['data']!r}")
+
+        try:
+            return await sample("raw request/reply", call, n, warmup)
+        finally:
+            await listener.aclose()
+            await client.aclose()
 
 
 async def broker_rpc(mode: str, url: str, prefix: str, n: int, warmup: int) -> list[float]:
@@ -305,6 +354,12 @@ def verdicts(rows: Sequence[Row]) -> list[str]:
             f"- broker {mode} p50 within {TARGET_RATIO:g}x the PING p50: {met} "
             f"({p50:.3f} ms = {ratio:.2f}x {floor[0]:.3f} ms)"
         )
+        raw = found.get(RAW)
+        if raw is not None:
+            lines.append(
+                f"- broker {mode} p50 over the raw two-process request/reply: "
+                f"+{(p50 - raw[0]) * 1000:.0f} us ({p50 / raw[0]:.2f}x {raw[0]:.3f} ms)"
+            )
         if best is not None:
             met = "met" if p50 < best[1] else "not met"
             lines.append(
@@ -328,6 +383,7 @@ async def run(url: str, n: int, taskiq_n: int, warmup: int) -> list[Row]:
 
     plan: list[tuple[str, Callable[[], Awaitable[list[float]]]]] = [
         ("PING (1/3)", ping_part),
+        (RAW, lambda: raw_rpc(url, f"{prefix}-raw", n, warmup)),
         ("broker redis", lambda: broker_rpc("redis", url, f"{prefix}-redis", n, warmup)),
         ("PING (2/3)", ping_part),
         ("broker hybrid", lambda: broker_rpc("hybrid", url, f"{prefix}-hybrid", n, warmup)),
