@@ -103,6 +103,7 @@ class App:
         self._tasks: dict[str, HandlerFunc] = {}
         self._requests: dict[str, HandlerFunc] = {}
         self._events: dict[str, HandlerFunc] = {}
+        self._returns: dict[str, Any] = {}
         self._requester = Requester(client)
         self._subscriber: Subscriber | None = None
         self._listeners: list[Listener] = []
@@ -251,8 +252,10 @@ class App:
         """
         self.client._check_open()
         topic = REQUEST_PREFIX + check_name(name, "request name")
-        if returns is None:
-            returns = _return_type(self._requests.get(name))
+        if returns is None and name in self._requests:
+            if name not in self._returns:
+                self._returns[name] = _return_type(self._requests[name])
+            returns = self._returns[name]
         return await self._requester.request(
             name, topic, payload, timeout=timeout, returns=returns, key=key, headers=headers
         )

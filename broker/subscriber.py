@@ -277,6 +277,7 @@ class Subscriber:
                     held[delivery.envelope.id] = delivery
                 self._ready.extend(batch)
                 self._wake_worker()
+                await asyncio.sleep(0)  # let a worker start on it before fetching again
 
     def _wake_worker(self) -> None:
         if self._waking:
