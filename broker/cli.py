@@ -110,6 +110,7 @@ async def _run_worker(app: App, target: str) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    _setup_logging(args.log_level, args.log_format)
     if args.mode:
         os.environ["BROKER_MODE"] = args.mode  # read by App.from_env() at import time
     if args.max_jobs is not None:
@@ -187,7 +188,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``broker`` console script."""
     args = _parser().parse_args(argv)
-    _setup_logging(args.log_level, args.log_format)
     try:
         return int(args.run(args))
     except BrokerError as exc:
