@@ -1,13 +1,4 @@
-"""Hybrid: the durable queue in Redis, balancing in this process.
-
-Publishing appends to one stream per group and topic (``P:{G}:stream:T``). Each process is one
-consumer of the stream's consumer group and reads in batches, so Redis gives single delivery
-between processes; inside the process the local dispatcher (strategy over the in-process
-registry) spreads the process's share over its members through a `MemoryQueue`. An entry stays
-pending under the process until a member acks it; the process keeps its entries' idle time low,
-and a live process claims (XAUTOCLAIM) entries idle longer than the heartbeat TTL, which is how
-a dead process's work moves on. A process that closes gives its unfinished entries back at once.
-"""
+"""The hybrid queue: Redis streams read by this process, leased locally (see the package)."""
 
 from __future__ import annotations
 
@@ -22,14 +13,15 @@ from typing import Any
 import msgspec
 from redis import exceptions as redis_errors
 
+from backends.hybrid.acks import StreamAcks
 from backends.redis.connection import translate_errors
-from backends.redis.keys import CONSUMER_GROUP, GroupKeys, Keys
-from backends.redis.queue import RedisQueue, create_group, decode_text, encode_envelope
+from backends.redis.keys import CONSUMER_GROUP, Keys
+from backends.redis.queue import RedisQueue, create_group, decode_text
 from backends.redis.scripts import Scripts
 from broker.message import DeadLetter, Delivery, Envelope
 from broker.protocols import Closing, ComponentHealth, Dispatcher, GroupStats, RoutingStore
 
-__all__ = ["HybridDispatcher", "HybridQueue"]
+__all__ = ["HybridQueue"]
 
 log = logging.getLogger("broker")
 
@@ -77,7 +69,7 @@ class HybridQueue(Closing):
         self._created: set[tuple[str, str]] = set()
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._room: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
-        self._acks: dict[tuple[str, str], _StreamAcks] = {}
+        self._acks: dict[tuple[str, str], StreamAcks] = {}
         self._background: set[asyncio.Future[None]] = set()
         self._unsettled = 0
         self.dispatcher: Dispatcher | None = None
@@ -274,7 +266,7 @@ class HybridQueue(Closing):
         topic, entry = settled
         batch = self._acks.get((delivery.group, topic))
         if batch is None:
-            batch = self._acks[(delivery.group, topic)] = _StreamAcks(
+            batch = self._acks[(delivery.group, topic)] = StreamAcks(
                 self, self._keys.group(delivery.group), topic
             )
         settling = batch.ack(entry, wait=self._unsettled >= self._buffer)
@@ -393,126 +385,8 @@ class HybridQueue(Closing):
         return await self._durable.ping()
 
 
-def _stream_order(entry: str) -> tuple[int, int]:
-    ms, _, seq = entry.partition("-")
-    return int(ms), int(seq)
-
-
-class _StreamAcks:
-    """Acks of one topic stream made in the same event-loop turn: one ``hybrid_ack.lua`` call.
-
-    The local lease already fenced the ack (a member that lost it never gets here), so a
-    worker need not wait for Redis: its slot frees at once and the acks of a whole turn go
-    out together. An ack Redis refuses (another process claimed the entry) is logged.
-    """
-
-    def __init__(self, queue: HybridQueue, keys: GroupKeys, topic: str) -> None:
-        self._queue = queue
-        self._keys = [keys.stream(topic), keys.stats]
-        self._topic = topic
-        self._waiting: list[tuple[str, asyncio.Future[bool] | None]] = []
-
-    def ack(self, entry: str, *, wait: bool) -> asyncio.Future[bool] | None:
-        """Queue the ack of ``entry``; with ``wait``, a future tells whether Redis took it."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bool] | None = loop.create_future() if wait else None
-        if not self._waiting:
-            loop.call_soon(self.flush)
-        self._waiting.append((entry, future))
-        self._queue._unsettled += 1
-        return future
-
-    def flush(self) -> None:
-        """Send what is waiting now (also called by `HybridQueue.aclose`)."""
-        if not self._waiting:
-            return
-        batch, self._waiting = self._waiting, []
-        task = asyncio.ensure_future(self._send(batch))
-        self._queue._background.add(task)
-        task.add_done_callback(self._queue._background.discard)
-
-    async def _send(self, batch: list[tuple[str, asyncio.Future[bool] | None]]) -> None:
-        entries = sorted((entry for entry, _ in batch), key=_stream_order)
-        scan = len(entries) + self._queue._buffer
-        args: list[str | int] = [self._queue.process, self._topic, entries[0], entries[-1], scan]
-        args += entries
-        try:
-            with translate_errors("ack"):
-                done = await self._queue._scripts.hybrid_ack(self._keys, args)
-            acked = {entry: bool(ok) for entry, ok in zip(entries, done, strict=True)}
-        except Exception as exc:
-            log.warning("%d acks on %s failed (%s); redelivered after the TTL", len(batch),
-                        self._topic, exc)  # fmt: skip
-            acked = {}
-        finally:
-            self._queue._unsettled -= len(batch)
-        refused = 0
-        for entry, future in batch:
-            ok = acked.get(entry, False)
-            refused += not ok
-            if future is not None and not future.done():
-                future.set_result(ok)
-        if refused and acked:
-            log.warning("%d acks on %s refused: another process took the entries", refused,
-                        self._topic)  # fmt: skip
-
-
 def _envelope_id(fields: dict[bytes, bytes]) -> str:
     try:
         return _decode(fields[b"e"]).id
     except (msgspec.DecodeError, KeyError):
         return ""
-
-
-class HybridDispatcher(Closing):
-    """New messages go to Redis; what a process read is routed locally.
-
-    Args:
-        queue: the hybrid queue (it hands what it reads to ``local``).
-        local: the in-process dispatcher over the local registry.
-    """
-
-    def __init__(self, queue: HybridQueue, local: Dispatcher, keys: Keys) -> None:
-        self._queue = queue
-        self._local = local
-        self._keys = keys
-        queue.dispatcher = local
-
-    async def aclose(self) -> None:
-        await self._local.aclose()
-
-    async def dispatch(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> None:
-        stream = self._keys.group(group).stream(topic)
-        redis = self._queue._redis
-        with translate_errors("publish"):
-            if len(envelopes) == 1:
-                envelope = envelopes[0]
-                await redis.xadd(
-                    stream, {"t": topic, "a": envelope.attempt, "e": encode_envelope(envelope)}
-                )
-                return
-            async with redis.pipeline(transaction=False) as pipe:
-                for envelope in envelopes:
-                    pipe.xadd(
-                        stream, {"t": topic, "a": envelope.attempt, "e": encode_envelope(envelope)}
-                    )
-                await pipe.execute()
-
-    async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
-        by_topic: dict[str, list[Envelope]] = defaultdict(list)
-        for envelope in envelopes:
-            by_topic[envelope.topic].append(envelope)
-        for topic, batch in by_topic.items():
-            await self.dispatch(group, topic, batch)
-
-    async def handover(self, group: str, member: str, *, leased: bool) -> int:
-        return await self._local.handover(group, member, leased=leased)
-
-    async def release(self, delivery: Delivery) -> bool:
-        return await self._local.release(delivery)
-
-    async def expire_leases(self) -> int:
-        return await self._local.expire_leases()
-
-    async def drain_backlog(self, group: str) -> int:
-        return await self._local.drain_backlog(group)

@@ -1,0 +1,15 @@
+"""Hybrid: the durable queue in Redis, balancing in this process.
+
+Publishing appends to one stream per group and topic (``P:{G}:stream:T``). Each process is one
+consumer of the stream's consumer group and reads in batches, so Redis gives single delivery
+between processes; inside the process the local dispatcher (strategy over the in-process
+registry) spreads the process's share over its members through a `MemoryQueue`. An entry stays
+pending under the process until a member acks it; the process keeps its entries' idle time low,
+and a live process claims (XAUTOCLAIM) entries idle longer than the heartbeat TTL, which is how
+a dead process's work moves on. A process that closes gives its unfinished entries back at once.
+"""
+
+from backends.hybrid.dispatch import HybridDispatcher
+from backends.hybrid.queue import HybridQueue
+
+__all__ = ["HybridDispatcher", "HybridQueue"]

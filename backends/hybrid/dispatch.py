@@ -1,0 +1,69 @@
+"""The hybrid dispatcher: publishing goes to Redis, what this process read is routed locally."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from backends.hybrid.queue import HybridQueue
+from backends.redis.connection import translate_errors
+from backends.redis.keys import Keys
+from backends.redis.queue import encode_envelope
+from broker.message import Delivery, Envelope
+from broker.protocols import Closing, Dispatcher
+
+__all__ = ["HybridDispatcher"]
+
+
+class HybridDispatcher(Closing):
+    """New messages go to Redis; what a process read is routed locally.
+
+    Args:
+        queue: the hybrid queue (it hands what it reads to ``local``).
+        local: the in-process dispatcher over the local registry.
+    """
+
+    def __init__(self, queue: HybridQueue, local: Dispatcher, keys: Keys) -> None:
+        self._queue = queue
+        self._local = local
+        self._keys = keys
+        queue.dispatcher = local
+
+    async def aclose(self) -> None:
+        await self._local.aclose()
+
+    async def dispatch(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> None:
+        stream = self._keys.group(group).stream(topic)
+        redis = self._queue._redis
+        with translate_errors("publish"):
+            if len(envelopes) == 1:
+                envelope = envelopes[0]
+                await redis.xadd(
+                    stream, {"t": topic, "a": envelope.attempt, "e": encode_envelope(envelope)}
+                )
+                return
+            async with redis.pipeline(transaction=False) as pipe:
+                for envelope in envelopes:
+                    pipe.xadd(
+                        stream, {"t": topic, "a": envelope.attempt, "e": encode_envelope(envelope)}
+                    )
+                await pipe.execute()
+
+    async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
+        by_topic: dict[str, list[Envelope]] = defaultdict(list)
+        for envelope in envelopes:
+            by_topic[envelope.topic].append(envelope)
+        for topic, batch in by_topic.items():
+            await self.dispatch(group, topic, batch)
+
+    async def handover(self, group: str, member: str, *, leased: bool) -> int:
+        return await self._local.handover(group, member, leased=leased)
+
+    async def release(self, delivery: Delivery) -> bool:
+        return await self._local.release(delivery)
+
+    async def expire_leases(self) -> int:
+        return await self._local.expire_leases()
+
+    async def drain_backlog(self, group: str) -> int:
+        return await self._local.drain_backlog(group)
