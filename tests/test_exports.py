@@ -15,6 +15,7 @@ def test_all_names_are_exported_and_public() -> None:
         "events",
         "rpc",
         "sync",
+        "cli",
         "client",
         "config",
         "errors",
