@@ -18,7 +18,6 @@ __all__ = ["RedisChannels"]
 
 log = logging.getLogger("broker")
 _CONFIRM_TIMEOUT = 10.0
-_READ_WAIT = 1.0
 
 
 class RedisChannels(Closing):
@@ -90,7 +89,7 @@ class RedisChannels(Closing):
         failures = 0
         while not self._closed:
             try:
-                message = await pubsub.get_message(timeout=_READ_WAIT)
+                message = await pubsub.get_message(timeout=None)  # block: no timer per read
                 failures = 0
             except asyncio.CancelledError:
                 raise
