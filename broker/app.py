@@ -111,7 +111,6 @@ class App:
         self._executor: ThreadPoolExecutor | None = None
         self._started = False
         self._stopped = False
-        client.on_close(self._requester.aclose)
 
     @classmethod
     def from_env(

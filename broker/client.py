@@ -84,9 +84,16 @@ class Client(Closing):
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
 
-    def on_close(self, close: Callable[[], Awaitable[None]]) -> None:
-        """Run ``close`` when the client closes, after its subscribers stopped."""
+    def on_close(self, close: Callable[[], Awaitable[None]]) -> Callable[[], None]:
+        """Run ``close`` when the client closes, after its subscribers stopped; returns a
+        function that cancels this (call it when ``close`` already ran)."""
         self._on_close.append(close)
+
+        def cancel() -> None:
+            with contextlib.suppress(ValueError):
+                self._on_close.remove(close)
+
+        return cancel
 
     async def aclose(self) -> None:
         """Stop every subscriber (gracefully), then close the dispatcher, registry and queue."""
@@ -97,7 +104,7 @@ class Client(Closing):
         self._closed = True
         if self._maintenance is not None:
             await cancel_task(self._maintenance)
-        for close in self._on_close:
+        for close in list(self._on_close):
             await close()
         await self.channels.aclose()
         await self.dispatcher.aclose()

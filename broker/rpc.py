@@ -23,6 +23,7 @@ from broker.handlers import Handler
 from broker.message import ContentType, Message
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from concurrent.futures import Executor
 
     from broker.client import Client
@@ -67,6 +68,7 @@ class Requester:
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._listening = False
         self._lock = asyncio.Lock()
+        self._forget: Callable[[], None] | None = None
         self.late_replies = 0
 
     @property
@@ -81,6 +83,8 @@ class Requester:
             if not self._listening:
                 await self._client.channels.listen(self.channel, self._on_reply)
                 self._listening = True
+                # the client closing first ends waiting requests too
+                self._forget = self._client.on_close(self.aclose)
 
     def _on_reply(self, data: bytes) -> None:
         try:
@@ -140,6 +144,9 @@ class Requester:
             if not future.done():
                 future.set_exception(ClientClosed("the app stopped before the reply came"))
         self._pending.clear()
+        if self._forget is not None:
+            self._forget()
+            self._forget = None
         if self._listening:
             self._listening = False
             await self._client.channels.unlisten(self.channel, self._on_reply)

@@ -326,3 +326,20 @@ async def test_app_errors_are_typed(make_client: MakeClient) -> None:
         app.on_task("T")(t)
     with pytest.raises(broker.PayloadTooLarge):
         await app.broadcast("E", b"x" * (FAST.max_payload_bytes + 1))
+
+
+async def test_short_lived_apps_leave_nothing_behind_on_a_shared_client(
+    make_client: MakeClient,
+) -> None:
+    client = make_client("users")
+    worker = broker.App(client)
+
+    @worker.on_request("DOUBLE")
+    async def double(n: int) -> int:
+        return 2 * n
+
+    async with worker:
+        for n in range(20):  # e.g. one App per web request over one client
+            async with broker.App(client) as caller:
+                assert await caller.request("DOUBLE", n, timeout=10) == 2 * n
+    assert client._on_close == []  # no close hook of a stopped app is kept
