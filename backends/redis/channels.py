@@ -66,6 +66,9 @@ class RedisChannels(Closing):
                 await asyncio.wait_for(confirmed, _CONFIRM_TIMEOUT)
             except BaseException as exc:
                 callbacks.remove(callback)
+                waiting = self._confirming.get(name, [])
+                if confirmed in waiting:
+                    waiting.remove(confirmed)
                 if isinstance(exc, TimeoutError):
                     raise BackendUnavailable(
                         f"Redis did not confirm the subscription to {channel!r}"
