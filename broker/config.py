@@ -49,6 +49,7 @@ class Config:
     retry_backoff: float = 1.0
     retry_backoff_max: float = 300.0
     grace_period: float = 30.0
+    groups_cache: float = 1.0
     max_payload_bytes: int = 1_048_576
     content_type: ContentType = "msgpack"
     prefix: str = "broker"
@@ -85,7 +86,7 @@ class Config:
         for name in ("max_jobs", "max_attempts", "max_payload_bytes", "pool_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, getattr(self, name), "an integer of 1 or more")
-        for name in ("retry_backoff", "retry_backoff_max", "grace_period"):
+        for name in ("retry_backoff", "retry_backoff_max", "grace_period", "groups_cache"):
             if getattr(self, name) < 0:
                 raise ConfigError(name, getattr(self, name), "a duration of zero or more")
 
@@ -174,6 +175,7 @@ _VARIABLES: dict[str, tuple[str | None, _Kind]] = {
     "RETRY_BACKOFF": ("retry_backoff", "duration"),
     "RETRY_BACKOFF_MAX": ("retry_backoff_max", "duration"),
     "GRACE_PERIOD": ("grace_period", "duration"),
+    "GROUPS_CACHE": ("groups_cache", "duration"),
     "MAX_PAYLOAD_BYTES": ("max_payload_bytes", "int"),
     "CONTENT_TYPE": ("content_type", CONTENT_TYPES),
     "QUEUE_PREFIX": ("prefix", "str"),

@@ -110,7 +110,9 @@ def new_redis_client(
     dispatcher = RedisDispatcher(
         redis, keys, scripts, registry, chosen, clock, rng, lease=config.lease
     )
-    queue = RedisQueue(redis, keys, scripts, clock, owns_client=owns)
+    queue = RedisQueue(
+        redis, keys, scripts, clock, owns_client=owns, groups_ttl=config.groups_cache
+    )
     channels = RedisChannels(redis, keys)
     return Client(config, queue, registry, dispatcher, channels=channels, clock=clock, rng=rng)
 
@@ -145,7 +147,9 @@ def new_hybrid_client(
     from balancers.registry import MemoryRegistry
 
     clock = clock or SystemClock()
-    durable = RedisQueue(redis, keys, scripts, clock, owns_client=owns)
+    durable = RedisQueue(
+        redis, keys, scripts, clock, owns_client=owns, groups_ttl=config.groups_cache
+    )
     local = MemoryQueue(clock)
     registry = MemoryRegistry(clock, config.heartbeat_ttl)
     balancer = LocalBalancer(registry, strategy or config.strategy, rng)

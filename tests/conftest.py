@@ -49,6 +49,7 @@ FAST = broker.Config(
     retry_backoff=0.001,
     retry_backoff_max=0.01,
     grace_period=5.0,
+    groups_cache=0.02,
 )
 
 

@@ -79,6 +79,7 @@ READS: list[tuple[str, str, str, object]] = [
     ("RETRY_BACKOFF", "250ms", "retry_backoff", 0.25),
     ("RETRY_BACKOFF_MAX", "1m", "retry_backoff_max", 60.0),
     ("GRACE_PERIOD", "0s", "grace_period", 0.0),
+    ("GROUPS_CACHE", "250ms", "groups_cache", 0.25),
     ("MAX_PAYLOAD_BYTES", "2048", "max_payload_bytes", 2048),
     ("CONTENT_TYPE", "json", "content_type", "json"),
     ("QUEUE_PREFIX", "shop", "prefix", "shop"),

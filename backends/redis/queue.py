@@ -27,7 +27,6 @@ _encoder = msgspec.msgpack.Encoder()
 _envelope = msgspec.msgpack.Decoder(Envelope)
 _dead = msgspec.msgpack.Decoder(DeadLetter)
 _replace = msgspec.structs.replace
-_GROUPS_TTL = 1.0
 _PROMOTE_BATCH = 500
 _GONE_PAUSE = 0.05
 # Lease records are written this long after a read (see `_defer_lease_write`).
@@ -65,6 +64,7 @@ class RedisQueue(Closing):
         clock: time source for leases and retry delays.
         dead_letter_limit: dead letters kept per group; the oldest are dropped beyond it.
         owns_client: close ``client`` in `aclose`.
+        groups_ttl: seconds a topic's list of groups is reused before it is read again.
     """
 
     def __init__(
@@ -76,12 +76,14 @@ class RedisQueue(Closing):
         *,
         dead_letter_limit: int = 10_000,
         owns_client: bool = True,
+        groups_ttl: float = 1.0,
     ) -> None:
         self._redis = client
         self._keys = keys
         self._scripts = scripts
         self._clock = clock
         self._dead_limit = dead_letter_limit
+        self._groups_ttl = groups_ttl
         self._owns = owns_client
         self._groups: dict[str, tuple[float, list[str]]] = {}
         self._due: dict[tuple[str, str], float] = {}
@@ -115,13 +117,18 @@ class RedisQueue(Closing):
 
     async def declare(self, topic: str, group: str) -> None:
         with translate_errors("declare group"):
-            await self._redis.sadd(self._keys.topic_groups(topic), group)
+            added = await self._redis.sadd(self._keys.topic_groups(topic), group)
             await self._redis.sadd(self._keys.groups, group)
         self._groups.pop(topic, None)
+        if added and self._groups_ttl > 0:
+            # Producers reuse a topic's group list for groups_ttl: once that has passed, every
+            # one of them sees the new group, so what is published after this returns reaches
+            # it. Paid once per topic and group, when the group first appears on the topic.
+            await asyncio.sleep(self._groups_ttl)
 
     async def groups(self, topic: str) -> list[str]:
-        """The groups on ``topic``, cached for one second (a group declared by another process
-        receives what is published from at most then on)."""
+        """The groups on ``topic``, cached for ``groups_ttl`` seconds (`declare` waits that long
+        for a new group, so no producer misses it)."""
         now = time.monotonic()
         cached = self._groups.get(topic)
         if cached is not None and cached[0] > now:
@@ -132,7 +139,7 @@ class RedisQueue(Closing):
             )
         if len(self._groups) > 10_000:
             self._groups.clear()
-        self._groups[topic] = (now + _GROUPS_TTL, found)
+        self._groups[topic] = (now + self._groups_ttl, found)
         return found
 
     async def attach(self, group: str, member: str) -> None:

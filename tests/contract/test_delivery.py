@@ -208,3 +208,30 @@ async def test_messages_published_before_any_subscriber_wait_for_one(
     await sub.start()
     await client.join()
     assert sorted(got) == sorted(ids)
+
+
+async def test_a_group_started_by_another_process_gets_every_later_message(
+    make_client: MakeClient, backend: str
+) -> None:
+    config = FAST.replace(groups_cache=0.5)  # long enough that a stale list would show
+    producer = make_client("app", config=config)
+    first = producer.subscriber(group="first")
+    seen: dict[str, list[int]] = {"first": [], "second": []}
+
+    async def on_first(n: int) -> None:
+        seen["first"].append(n)
+
+    async def on_second(n: int) -> None:
+        seen["second"].append(n)
+
+    first.add_handler("orders", on_first)
+    await first.start()
+    await producer.publish("orders", 0)  # the producer now holds the list [first]
+    # another process (in memory: the same one, the backend does not leave it)
+    other = producer if backend == "memory" else make_client("app", config=config)
+    second = other.subscriber(group="second")
+    second.add_handler("orders", on_second)
+    await second.start()  # from here on, every publish must reach "second" too
+    await producer.publish("orders", 1)
+    await producer.join()
+    assert seen == {"first": [0, 1], "second": [1]}
