@@ -3,31 +3,12 @@
 from __future__ import annotations
 
 import signal
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 import broker
 from tests.processes.harness import APP, Child, Site, until
-from tests.redis_servers import require_redis_server, shared_redis_ok, shared_redis_url
 
 MAX_JOBS = 3
-
-
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
-    require_redis_server()
-    url = shared_redis_url()
-    if not shared_redis_ok(url):
-        pytest.fail(f"no Redis answers at {url}")
-    place = Site(url, f"test-app-{uuid.uuid4().hex[:12]}", tmp_path)
-    try:
-        yield place
-    finally:
-        await place.close()
 
 
 def start_worker(site: Site, name: str, *extra: str, slow: float = 0.0) -> Child:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,35 +12,16 @@ from pathlib import Path
 import pytest
 
 import broker
+from tests.processes.conftest import new_prefix
 from tests.processes.harness import APP, TOPIC, Child, Site, read_ids, until
 from tests.processes.worker import CLEANUP_INTERVAL, HEARTBEAT_TTL
 from tests.redis_servers import (
     RedisServer,
     require_redis_server,
-    shared_redis_ok,
-    shared_redis_url,
 )
 
 TOTAL = 20_000
 FAST_JOBS = ("--max-jobs", "50")
-
-
-def new_prefix() -> str:
-    return f"test-procs-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
-    """The shared Redis under a prefix of this test's own (its keys are deleted after)."""
-    require_redis_server()
-    url = shared_redis_url()
-    if not shared_redis_ok(url):
-        pytest.fail(f"no Redis answers at {url}")
-    place = Site(url, new_prefix(), tmp_path)
-    try:
-        yield place
-    finally:
-        await place.close()
 
 
 @pytest.fixture
