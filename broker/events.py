@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from broker.errors import PayloadTooLarge
 from broker.handlers import Handler
-from broker.message import Delivery, Envelope, new_id
+from broker.message import Delivery, Envelope
 from broker.subscriber import cancel_task
 
 if TYPE_CHECKING:
@@ -39,14 +37,7 @@ async def send_event(
 ) -> int:
     """Encode event ``name`` and send it on ``channel``; returns how many listening
     processes got it."""
-    data = client.codec.encode(payload)
-    limit = client.config.max_payload_bytes
-    if len(data) > limit:
-        raise PayloadTooLarge(len(data), limit)
-    envelope = Envelope(
-        new_id(), name, data, time.time(), None, dict(headers or {}), 0, 1,
-        client.codec.content_type,
-    )  # fmt: skip
+    (envelope,) = client._envelopes(name, [payload], None, headers, 1)  # encoded, size-checked
     return await client.channels.send(channel, _encode_envelope(envelope))
 
 
