@@ -17,6 +17,7 @@ from typing import IO, Any, NamedTuple
 
 import broker
 from backends.redis import connect
+from tests.processes.worker import new_client
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "procs"
@@ -201,14 +202,17 @@ async def until(
 
 
 class Site:
-    """One test's Redis URL, key prefix, temp dir and child processes.
+    """One test's Redis URL, key prefix, temp dir, mode (redis or hybrid) and child processes.
 
     ``close`` kills every child still running, then deletes the prefix's keys (SCAN, never
     KEYS) when ``drop_keys`` is set.
     """
 
-    def __init__(self, url: str, prefix: str, tmp: Path, *, drop_keys: bool = True) -> None:
+    def __init__(
+        self, url: str, prefix: str, tmp: Path, *, drop_keys: bool = True, mode: str = "redis"
+    ) -> None:
         self.url = url
+        self.mode = mode
         self.prefix = prefix
         self.tmp = tmp
         self.drop_keys = drop_keys
@@ -221,7 +225,7 @@ class Site:
         self._redis: Any = None
 
     def _common(self) -> list[str]:
-        return ["--url", self.url, "--prefix", self.prefix, "--app", APP]
+        return ["--url", self.url, "--prefix", self.prefix, "--app", APP, "--mode", self.mode]
 
     def worker(self, member: str, *extra: str, ready: bool = True) -> Child:
         """Start a worker process; by default wait until it prints ``ready``."""
@@ -244,9 +248,8 @@ class Site:
     def client(self) -> broker.Client:
         """The test process's client on the same prefix and app (closed by `close`)."""
         if self._client is None:
-            self._client = broker.new_redis_client(
-                APP, self.url, config=broker.Config(prefix=self.prefix)
-            )
+            config = broker.Config(prefix=self.prefix)
+            self._client = new_client(self.mode, APP, self.url, "round_robin", config)
         return self._client
 
     def redis(self) -> Any:

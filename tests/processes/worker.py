@@ -2,13 +2,15 @@
 
     python -m tests.processes.worker --url URL --prefix P --app APP --member ID --ledger PATH
         [--max-jobs N] [--strategy S] [--slow SECONDS] [--lease S] [--ttl S] [--grace S]
-        [--started PATH]
+        [--started PATH] [--mode redis|hybrid]
 
 Each handled message appends one line ``id attempt pid member`` to the ledger (one ``write``
 on an ``O_APPEND`` descriptor, shorter than PIPE_BUF, so lines of several processes never
 interleave). With ``--started`` the handler also appends the same line to that file when it
 starts, before its optional ``--slow`` sleep. Prints ``ready`` once the subscriber started;
-SIGTERM or SIGINT closes the client gracefully and the process exits 0.
+SIGTERM or SIGINT closes the client gracefully, prints ``stopped processed=P lost=L failed=F``
+(the subscriber's own counters: acks accepted, acks refused because the lease had passed,
+handler errors) and the process exits 0.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ HEARTBEAT_TTL = 2.0
 HEARTBEAT_INTERVAL = 0.2
 CLEANUP_INTERVAL = 0.5
 LEASE = 2.0
+MODES = ("redis", "hybrid")
+
+
+def new_client(
+    mode: str, app: str, url: str, strategy: str, config: broker.Config
+) -> broker.Client:
+    """A client of ``mode`` (``redis`` or ``hybrid``) on ``url``."""
+    make = broker.new_hybrid_client if mode == "hybrid" else broker.new_redis_client
+    return make(app, url, strategy=strategy, config=config)
 
 
 def open_append(path: str) -> int:
@@ -59,6 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ttl", type=float, default=HEARTBEAT_TTL, help="heartbeat TTL (s)")
     parser.add_argument("--grace", type=float, default=10.0, help="grace period on stop")
     parser.add_argument("--started", default=None, help="file recording handler starts")
+    parser.add_argument("--mode", choices=MODES, default="redis")
     return parser.parse_args(argv)
 
 
@@ -84,9 +96,7 @@ async def run(args: argparse.Namespace) -> int:
     pid, member, slow = os.getpid(), args.member, args.slow
     ledger = open_append(args.ledger)
     started = open_append(args.started) if args.started else None
-    client = broker.new_redis_client(
-        args.app, args.url, strategy=args.strategy, config=config_of(args)
-    )
+    client = new_client(args.mode, args.app, args.url, args.strategy, config_of(args))
     try:
         sub = client.subscriber(member_id=member, max_jobs=args.max_jobs)
 
@@ -102,6 +112,8 @@ async def run(args: argparse.Namespace) -> int:
         await sub.start()
         print("ready", flush=True)
         await stop.wait()
+        await client.aclose()
+        print(f"stopped processed={sub.processed} lost={sub.lost} failed={sub.failed}", flush=True)
     finally:
         await client.aclose()
         os.close(ledger)
