@@ -36,7 +36,7 @@ def stop_workers(workers: list[Child]) -> None:
 
 
 async def restart_under_load(
-    server: RedisServer, site: Site
+    server: RedisServer, site: Site, faults: Faults
 ) -> tuple[list[str], dict[str, object]]:
     """Two workers and a producer that keeps going; redis-server SIGKILLed and started again
     once a backlog exists. The ids whose publish returned, and the producer's summary."""
