@@ -42,7 +42,8 @@ class HybridDispatcher(Closing):
                     stream, {"t": topic, "a": envelope.attempt, "e": encode_envelope(envelope)}
                 )
                 return
-            async with redis.pipeline(transaction=False) as pipe:
+            # MULTI/EXEC: a batch Redis refuses (out of memory) stores none of its messages
+            async with redis.pipeline(transaction=True) as pipe:
                 for envelope in envelopes:
                     pipe.xadd(
                         stream, {"t": topic, "a": envelope.attempt, "e": encode_envelope(envelope)}
