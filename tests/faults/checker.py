@@ -94,6 +94,16 @@ async def drained(
     return account(site, ids, faults)
 
 
+async def handled_more(site: Site, by: int, pid: int | None = None, timeout: float = 20) -> None:
+    """Wait until the ledger grew by ``by`` lines (of process ``pid`` only, if given)."""
+
+    def handled() -> int:
+        return sum(1 for line in site.ledger.refresh() if pid is None or line.pid == pid)
+
+    target = handled() + by
+    await until(lambda: handled() >= target, timeout, f"{by} more handled (pid {pid})")
+
+
 def read_published(paths: Iterable[Path]) -> list[str]:
     """Ids from producer id files (each appended only after its publish returned)."""
     ids = [i for path in paths if path.exists() for i in path.read_text().split()]

@@ -64,9 +64,10 @@ async def many_rpcs_leave_no_keys(stage: Stage, total: int) -> None:
 
     async def answered() -> bool:
         try:
-            return await requester.request("echo", -1, timeout=1.0) == -1
+            reply: int = await requester.request("echo", -1, timeout=1.0)
         except broker.RequestTimeout:
             return False
+        return reply == -1
 
     await until(answered, 20, "the responder answers")
     baseline = sorted([k async for k in redis.scan_iter(count=1000)])

@@ -7,7 +7,13 @@ import os
 import signal
 
 import broker
-from tests.faults.checker import Faults, drained, kill_connections, read_published
+from tests.faults.checker import (
+    Faults,
+    drained,
+    handled_more,
+    kill_connections,
+    read_published,
+)
 from tests.faults.conftest import Stage
 from tests.processes.harness import APP, Child, Site, until
 
@@ -41,14 +47,7 @@ async def test_client_kill_of_worker_connections_mid_batch_loses_nothing(stage: 
     producer = site.producer("p", 3_000, "--batch", "20", "--pause", "0.005", "--keep-going")
     redis = site.redis()
     for _ in range(3):
-        before = len([x for x in site.ledger.refresh() if x.pid == victim.pid])
-        await until(
-            lambda b=before: (
-                len([x for x in site.ledger.refresh() if x.pid == victim.pid]) > b + 20
-            ),
-            15,
-            "the victim handles messages",
-        )
+        await handled_more(site, 20, pid=victim.pid, timeout=15)
         assert await kill_connections(redis, victim.pid) > 0
     child, ids = producer
     child.expect("published", timeout=60)

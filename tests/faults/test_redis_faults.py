@@ -42,7 +42,7 @@ async def restart_under_load(
     once a backlog exists. The ids whose publish returned, and the producer's summary."""
     for i in range(2):
         site.worker(f"w{i}", "--max-jobs", "20", "--slow", "0.05")
-    producer = site.producer("p", 4_000, "--batch", "10", "--pause", "0.002", "--keep-going")
+    producer = site.producer("p", 2_500, "--batch", "10", "--pause", "0.002", "--keep-going")
     await until(lambda: len(site.ledger.refresh()) >= 200, 20, "work flows")
     await asyncio.to_thread(server.kill)
     await asyncio.to_thread(server.start)
@@ -122,5 +122,6 @@ async def test_stopped_redis_server_bounds_every_call_and_flow_resumes(stage: St
     assert isinstance(errors, dict)
     assert set(errors) <= TYPED, errors
     assert isinstance(longest, float)
+    assert errors or longest > outage / 2, summary  # the producer did meet the outage
     assert longest < outage + 2.0, longest  # waited out the stop, never hung past it
     stop_workers(workers)

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from tests.faults.checker import Faults, drained, read_published
+from tests.faults.checker import Faults, drained, handled_more, read_published
 from tests.faults.conftest import Stage
 from tests.processes.harness import Child, Site, until
 from tests.processes.worker import CLEANUP_INTERVAL, HEARTBEAT_TTL
@@ -20,8 +20,7 @@ async def kill_and_restart(site: Site, workers: list[Child], faults: Faults, kil
     """Every second or so SIGKILL one worker (in turn) and start a new one in its place."""
     for round_ in range(kills):
         index = round_ % len(workers)
-        before = len(site.ledger.refresh())
-        await until(lambda b=before: len(site.ledger.refresh()) > b + 50, 20, "work flows")
+        await handled_more(site, 50)
         faults.kill(workers[index])
         workers[index] = site.worker(f"w{index}-{round_ + 1}", *FAST)
 
