@@ -69,7 +69,12 @@ async def many_rpcs_leave_no_keys(stage: Stage, total: int) -> None:
             return False
         return reply == -1
 
+    async def acked(count: int) -> bool:  # acks land a moment after their reply
+        stats = await site.client().stats()
+        return sum(g.processed for g in stats.groups if g.topic == "rpc:echo") >= count
+
     await until(answered, 20, "the responder answers")
+    await until(lambda: acked(1), 5, "the first request acked")
     baseline = sorted([k async for k in redis.scan_iter(count=1000)])
     limit = asyncio.Semaphore(50)
 
@@ -80,10 +85,19 @@ async def many_rpcs_leave_no_keys(stage: Stage, total: int) -> None:
 
     assert await asyncio.gather(*(call(n) for n in range(total))) == list(range(total))
 
-    async def back_to_baseline() -> bool:
-        return sorted([k async for k in redis.scan_iter(count=1000)]) == baseline
+    async def extra() -> dict[bytes, object]:
+        keys = [k async for k in redis.scan_iter(count=1000)]
+        return {k: await redis.type(k) for k in keys if k not in baseline}
 
-    await until(back_to_baseline, 5, f"the keys of {total} RPCs gone")
+    async def back_to_baseline() -> bool:
+        return not await extra()
+
+    await until(lambda: acked(total + 1), 5, f"{total} more requests acked")
+    try:
+        await until(back_to_baseline, 5, f"the keys of {total} RPCs gone")
+    except AssertionError:
+        left = await extra()
+        raise AssertionError(f"keys left after {total} RPCs: {left}") from None
     assert await redis.dbsize() == len(baseline)
     responder.signal(signal.SIGTERM)
     responder.assert_exits_cleanly()

@@ -48,7 +48,7 @@ async def sigkill_soak(stage: Stage, kills: int, per_producer: int) -> None:
 
 
 async def test_sigkill_soak_short_loses_nothing(stage: Stage) -> None:
-    await sigkill_soak(stage, kills=2, per_producer=1_500)
+    await sigkill_soak(stage, kills=2, per_producer=1_000)
 
 
 @pytest.mark.soak
