@@ -16,23 +16,29 @@ from tests.processes.worker import CLEANUP_INTERVAL, HEARTBEAT_TTL
 FAST = ("--max-jobs", "20")
 
 
-async def kill_and_restart(site: Site, workers: list[Child], faults: Faults, kills: int) -> None:
-    """Every second or so SIGKILL one worker (in turn) and start a new one in its place."""
+async def kill_and_restart(
+    site: Site, workers: list[Child], faults: Faults, kills: int, every: float
+) -> None:
+    """Every ``every`` seconds (once work flows) SIGKILL one worker, in turn, and start a new
+    one in its place."""
     for round_ in range(kills):
         index = round_ % len(workers)
+        await asyncio.sleep(every)  # the fault schedule, not a synchronisation
         await handled_more(site, 50)
         faults.kill(workers[index])
         workers[index] = site.worker(f"w{index}-{round_ + 1}", *FAST)
 
 
-async def sigkill_soak(stage: Stage, kills: int, per_producer: int) -> None:
+async def sigkill_soak(
+    stage: Stage, kills: int, per_producer: int, every: float = 0.0, pause: float = 0.02
+) -> None:
     _, site = await stage()
     faults = Faults()
     workers = [site.worker(f"w{i}", *FAST) for i in range(4)]
-    pause = ("--batch", "20", "--pause", "0.02")
-    producers = [site.producer(f"p{i}", per_producer, *pause) for i in range(2)]
+    pacing = ("--batch", "20", "--pause", str(pause))
+    producers = [site.producer(f"p{i}", per_producer, *pacing) for i in range(2)]
 
-    await kill_and_restart(site, workers, faults, kills)
+    await kill_and_restart(site, workers, faults, kills, every)
     for child, _ in producers:
         child.expect("published", timeout=60)
         child.assert_exits_cleanly()
@@ -53,7 +59,8 @@ async def test_sigkill_soak_short_loses_nothing(stage: Stage) -> None:
 
 @pytest.mark.soak
 async def test_sigkill_soak_loses_nothing(stage: Stage) -> None:
-    await sigkill_soak(stage, kills=12, per_producer=10_000)
+    # one kill every 2 s for about 30 s, producers running throughout
+    await sigkill_soak(stage, kills=12, per_producer=15_000, every=2.0, pause=0.04)
 
 
 HYBRID_COUNTS_REFUSED_ACK = (
