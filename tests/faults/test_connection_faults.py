@@ -116,6 +116,11 @@ async def test_out_of_memory_publish_raises_backend_error_and_flow_resumes(
             break
     assert isinstance(refused, broker.BackendError), refused
     assert "OOM" in str(refused) or "memory" in str(refused), refused
+    # Every accepted message is stored with its counters, none of the refused batch is: the
+    # holder has one in flight, the rest wait.
+    stats = await client.stats()
+    waiting = sum(g.queued + g.in_flight for g in stats.groups if g.topic == "jobs")
+    assert waiting == len(accepted), (waiting, len(accepted), stats.groups)
 
     await redis.config_set("maxmemory", 0)
     accepted += await client.publish_many("jobs", list(range(100)))
