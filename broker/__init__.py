@@ -1,7 +1,7 @@
 """broker: asyncio messaging between services with single delivery and balancing strategies."""
 
 from backends.clock import ManualClock, SystemClock
-from broker.app import App, AppInfo
+from broker.app import TASK_GROUP, App, AppInfo
 from broker.client import Client, Health, Stats
 from broker.config import Config, parse_duration
 from broker.errors import (
@@ -12,6 +12,7 @@ from broker.errors import (
     ConfigError,
     HandlerError,
     InvalidTopic,
+    NoResponder,
     PayloadTooLarge,
     RemoteError,
     RequestTimeout,
@@ -72,6 +73,7 @@ __all__ = [
     "ManualClock",
     "MemberInfo",
     "Message",
+    "NoResponder",
     "PayloadTooLarge",
     "Queue",
     "Registry",
@@ -84,6 +86,7 @@ __all__ = [
     "Subscriber",
     "SyncProducer",
     "SystemClock",
+    "TASK_GROUP",
     "__version__",
     "client_from_env",
     "new_client",

@@ -8,6 +8,7 @@
     ├── ClientClosed           the client or subscriber was used after aclose()/stop()
     ├── HandlerError           a subscriber was set up wrongly (duplicate topic, bad signature)
     ├── RequestTimeout         an RPC request got no reply in time (also a TimeoutError)
+    ├── NoResponder            an RPC request to a name no live member handles (refused at once)
     ├── RemoteError            an RPC handler raised; carries the remote type and message
     └── BackendError           the storage or registry failed
         └── BackendUnavailable the backend could not be reached
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigError",
     "HandlerError",
     "InvalidTopic",
+    "NoResponder",
     "PayloadTooLarge",
     "RemoteError",
     "RequestTimeout",
@@ -88,8 +90,20 @@ class RequestTimeout(BrokerError, TimeoutError):
         self.name = name
         self.timeout = timeout
         super().__init__(
-            f"no reply to request {name!r} within {timeout:g}s (is a worker with "
-            f"on_request({name!r}) running in the same app?)"
+            f"no reply to request {name!r} within {timeout:g}s (its worker was busy, "
+            f"slow or stopped meanwhile)"
+        )
+
+
+class NoResponder(BrokerError, LookupError):
+    """No live member handles the requested name: the request was not stored or sent."""
+
+    def __init__(self, name: str, group: str) -> None:
+        self.name = name
+        self.group = group
+        super().__init__(
+            f"no live worker handles request {name!r} (group {group!r}): start a worker "
+            f"with on_request({name!r}) on the same Redis and QUEUE_PREFIX"
         )
 
 

@@ -159,7 +159,9 @@ def new_hybrid_client(
         return {t for member in registry.live(group).values() for t in member.topics}
 
     queue = HybridQueue(durable, keys, scripts, local, process, topics_of, ttl=config.heartbeat_ttl)
-    dispatcher = HybridDispatcher(queue, LocalDispatcher(local, balancer), keys)
+    dispatcher = HybridDispatcher(
+        queue, LocalDispatcher(local, balancer), keys, ttl=config.heartbeat_ttl
+    )
     channels = RedisChannels(redis, keys)
     return Client(config, queue, registry, dispatcher, channels=channels, clock=clock, rng=rng)
 

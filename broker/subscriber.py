@@ -149,6 +149,7 @@ class Subscriber:
         if not self._handlers:
             raise HandlerError("add at least one handler before start()")
         self._client._check_open()
+        await self._client.ready()
         if any(not h.is_async for h in self._handlers.values()):
             self._executor = ThreadPoolExecutor(self.max_jobs, thread_name_prefix="broker")
         await self._join()

@@ -115,6 +115,13 @@ class HybridQueue(Closing):
 
     async def attach(self, group: str, member: str) -> None:
         await self._local.attach(group, member)
+        for topic in sorted(self._topics_of(group)):
+            # a consumer of the stream from now on: producers see the topic is read
+            await self._create(group, topic)
+            with translate_errors("join stream"):
+                await self._redis.xgroup_createconsumer(
+                    self._keys.group(group).stream(topic), CONSUMER_GROUP, self.process
+                )
         reader = self._readers.get(group)
         if reader is None or reader.done():
             self._readers[group] = asyncio.create_task(self._read(group), name="broker-hybrid")

@@ -144,7 +144,15 @@ class RedisDispatcher(Closing):
 
     # -- routing ---------------------------------------------------------------------------
 
-    async def dispatch(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> None:
+    async def dispatch(
+        self,
+        group: str,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        *,
+        require_member: bool = False,
+    ) -> int:
+        placed = 0
         with translate_errors("publish"):
             for start in range(0, len(envelopes), _BATCH):
                 batch = envelopes[start : start + _BATCH]
@@ -152,8 +160,10 @@ class RedisDispatcher(Closing):
                 for envelope in batch:
                     args += [self._hint(group, envelope, members), encode_envelope(envelope)]
                 reply = await self._scripts.dispatch(keys, args)
+                placed += int(reply[0])
                 if self._seen(group, reply) and int(reply[0]) < len(batch):
                     await self.drain_backlog(group)  # members changed: route with fresh ones
+        return placed
 
     async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
         by_topic: dict[str, list[Envelope]] = {}
