@@ -7,7 +7,7 @@ the backends and balancers may import ``broker.message`` and ``broker.protocols`
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from broker.client import Client
@@ -94,6 +94,7 @@ def new_redis_client(
         RedisDispatcher,
         RedisQueue,
         RedisRegistry,
+        claim_mode,
     )
     from balancers.strategies import make_strategy
 
@@ -114,7 +115,17 @@ def new_redis_client(
         redis, keys, scripts, clock, owns_client=owns, groups_ttl=config.groups_cache
     )
     channels = RedisChannels(redis, keys)
-    return Client(config, queue, registry, dispatcher, channels=channels, clock=clock, rng=rng)
+
+    return Client(
+        config,
+        queue,
+        registry,
+        dispatcher,
+        channels=channels,
+        clock=clock,
+        rng=rng,
+        checks=[_mode_check(claim_mode, redis, keys, "redis")],
+    )
 
 
 def new_hybrid_client(
@@ -141,7 +152,7 @@ def new_hybrid_client(
     from backends.clock import SystemClock
     from backends.hybrid import HybridDispatcher, HybridQueue
     from backends.memory import MemoryQueue
-    from backends.redis import RedisChannels, RedisQueue
+    from backends.redis import RedisChannels, RedisQueue, claim_mode
     from balancers.dispatch import LocalDispatcher
     from balancers.local import LocalBalancer
     from balancers.registry import MemoryRegistry
@@ -163,7 +174,26 @@ def new_hybrid_client(
         queue, LocalDispatcher(local, balancer), keys, ttl=config.heartbeat_ttl
     )
     channels = RedisChannels(redis, keys)
-    return Client(config, queue, registry, dispatcher, channels=channels, clock=clock, rng=rng)
+
+    return Client(
+        config,
+        queue,
+        registry,
+        dispatcher,
+        channels=channels,
+        clock=clock,
+        rng=rng,
+        checks=[_mode_check(claim_mode, redis, keys, "hybrid")],
+    )
+
+
+def _mode_check(claim: Any, redis: Any, keys: Any, mode: str) -> Callable[[], Awaitable[None]]:
+    """The start-up check that records the prefix's mode, or refuses a client of another."""
+
+    async def check() -> None:
+        await claim(redis, keys, mode)
+
+    return check
 
 
 def _redis_parts(config: Config, redis: Any) -> tuple[Any, bool, Any, Any]:

@@ -4,6 +4,7 @@ All keys of one consumer group share the hash tag ``{group}``, so every script t
 slot and the backend runs unchanged on Redis Cluster. Two keys are per topic or global, and
 only single-key commands touch them.
 
+    P:mode                        STRING  the mode of the clients on this prefix (redis, hybrid)
     P:groups                      SET     every group known (for cleanup and stats)
     P:topic:T:groups              SET     the groups declared on topic T
     P:{G}:members                 ZSET    member -> last heartbeat (client clock)
@@ -92,6 +93,7 @@ class Keys:
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
+        self.mode = f"{prefix}:mode"
         self.groups = f"{prefix}:groups"
 
     def channel(self, name: str) -> str:
