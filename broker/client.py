@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 
 from broker.config import Config
-from broker.errors import ClientClosed, PayloadTooLarge
+from broker.errors import ClientClosed, HandlerError, PayloadTooLarge
 from broker.message import Codec, DeadLetter, Envelope, check_name, new_id
 from broker.protocols import (
     Channels,
@@ -333,7 +333,55 @@ class Client(Closing):
         moved += await self.dispatcher.expire_leases()
         for group in sorted(self._groups):
             moved += await self.dispatcher.drain_backlog(group)
+        await self.retire_idle_groups()
         return moved
+
+    async def retire_idle_groups(self) -> list[str]:
+        """Retire every group with no live member for ``group_retention`` (run by `cleanup`).
+
+        This client's running groups are marked alive first. A retired group no longer
+        receives messages; what waited for it moves to its dead letters ("group retired").
+
+        Returns:
+            The groups retired.
+        """
+        now = self.clock.now()
+        running = sorted({s.group for s in self._subscribers if s.running})
+        await self.queue.mark_alive(running, now)
+        retired: list[str] = []
+        for group in await self.queue.idle_groups(now - self.config.group_retention):
+            if await self.registry.members(group):
+                await self.queue.mark_alive([group], now)
+                continue
+            moved = await self.queue.undeclare(None, group, "group retired")
+            if moved:
+                log.warning(
+                    "group %s had no live member for %gs: retired, %d waiting messages moved "
+                    "to its dead letters",
+                    group, self.config.group_retention, moved,
+                )  # fmt: skip
+            retired.append(group)
+        return retired
+
+    async def undeclare(self, topic: str, group: str) -> int:
+        """Stop giving ``topic`` to ``group`` now; what waits for it there moves to the dead
+        letters (reason "group undeclared"). Returns how many messages moved.
+
+        Raises:
+            HandlerError: a live member of ``group`` still handles ``topic``.
+        """
+        self._check_open()
+        check_name(topic)
+        check_name(group, "group")
+        handling = [m.id for m in await self.registry.members(group) if topic in m.topics]
+        if handling:
+            raise HandlerError(
+                f"group {group!r} still has live members handling {topic!r} ({handling[0]}"
+                f"{', ...' if len(handling) > 1 else ''}): stop them first"
+            )
+        self._declared = {d for d in self._declared if d != (group, topic)}
+        self._scopes.discard((group, topic))
+        return await self.queue.undeclare(topic, group, "group undeclared")
 
     # -- operations ------------------------------------------------------------------------
 
@@ -380,6 +428,13 @@ class Client(Closing):
         groups = found if all_groups else [g for g in found if g.group in self._groups]
         names = sorted({g.group for g in groups} | (set() if all_groups else self._groups))
         members = [m for name in names for m in await self.registry.members(name)]
+        handled = {(m.group, t) for m in members for t in m.topics}
+        groups = [
+            msgspec.structs.replace(g, unattended=True)
+            if g.queued and (g.group, g.topic) not in handled
+            else g
+            for g in groups
+        ]
         return Stats(
             app=self.config.app_name,
             strategy=self.config.strategy,

@@ -17,8 +17,8 @@ __all__ = ["Config", "Mode", "parse_duration"]
 Mode = Literal["memory", "redis", "hybrid"]
 STRATEGY_NAMES = ("round_robin", "consistent_hash", "weighted", "least_conn")
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def parse_duration(value: str, variable: str = "duration") -> float:
@@ -50,6 +50,7 @@ class Config:
     retry_backoff_max: float = 300.0
     grace_period: float = 30.0
     groups_cache: float = 1.0
+    group_retention: float = 7 * 86400.0
     max_payload_bytes: int = 1_048_576
     content_type: ContentType = "msgpack"
     prefix: str = "broker"
@@ -74,7 +75,13 @@ class Config:
             raise ConfigError("CONTENT_TYPE", self.content_type, "msgpack or json")
 
     def _check_numbers(self) -> None:
-        for name in ("heartbeat_ttl", "heartbeat_interval", "cleanup_interval", "lease"):
+        for name in (
+            "heartbeat_ttl",
+            "heartbeat_interval",
+            "cleanup_interval",
+            "lease",
+            "group_retention",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(name, getattr(self, name), "a duration above zero")
         if self.heartbeat_interval >= self.heartbeat_ttl:
@@ -176,6 +183,7 @@ _VARIABLES: dict[str, tuple[str | None, _Kind]] = {
     "RETRY_BACKOFF_MAX": ("retry_backoff_max", "duration"),
     "GRACE_PERIOD": ("grace_period", "duration"),
     "GROUPS_CACHE": ("groups_cache", "duration"),
+    "GROUP_RETENTION": ("group_retention", "duration"),
     "MAX_PAYLOAD_BYTES": ("max_payload_bytes", "int"),
     "CONTENT_TYPE": ("content_type", CONTENT_TYPES),
     "QUEUE_PREFIX": ("prefix", "str"),

@@ -26,6 +26,7 @@ __all__ = [
     "ComponentHealth",
     "DeadLetters",
     "Dispatcher",
+    "GroupLifetimes",
     "GroupStats",
     "MemberInfo",
     "Queue",
@@ -70,6 +71,9 @@ class GroupStats(msgspec.Struct, frozen=True):
     dead: int
     processed: int
     failed: int
+    unattended: bool = False
+    """No live member of the group handles the topic while messages wait (see `Client.stats`):
+    a group nobody runs any more, retired after ``group_retention``."""
 
 
 class ComponentHealth(msgspec.Struct, frozen=True):
@@ -236,7 +240,21 @@ class DeadLetters(Protocol):
         """Remove and return the dead letters with these message ids (to replay or purge)."""
 
 
-class Queue(DeadLetters, Resource, Protocol):
+class GroupLifetimes(Protocol):
+    """Which groups still run, so that a group nobody runs any more stops receiving."""
+
+    async def mark_alive(self, groups: Sequence[str], now: float) -> None:
+        """Record that these groups have a live member at ``now``."""
+
+    async def idle_groups(self, before: float, limit: int = 100) -> list[str]:
+        """Groups declared on a topic whose last live member was seen before ``before``."""
+
+    async def undeclare(self, topic: str | None, group: str, reason: str) -> int:
+        """Stop giving ``topic`` (every topic when None) to ``group`` and move what waits for
+        it there to the dead letters with ``reason``; returns how many moved. Idempotent."""
+
+
+class Queue(GroupLifetimes, DeadLetters, Resource, Protocol):
     """Durable storage of messages per group and member, and leasing."""
 
     async def declare(self, topic: str, group: str) -> None:

@@ -72,7 +72,7 @@ def test_app_from_env_uses_the_one_loader() -> None:
     )
     assert app.client.config.app_name == "billing"
     assert app.max_jobs == 4
-    assert app.group == "billing"
+    assert app.group == broker.TASK_GROUP  # tasks run once per deployment, whatever the app
     assert app.info().strategy == "weighted"
     with pytest.raises(broker.ConfigError, match="QUEUE_TYPE"):
         broker.App.from_env({"QUEUE_TYPE": "memory", "BALANCER_TYPE": "redis"})

@@ -80,6 +80,7 @@ READS: list[tuple[str, str, str, object]] = [
     ("RETRY_BACKOFF_MAX", "1m", "retry_backoff_max", 60.0),
     ("GRACE_PERIOD", "0s", "grace_period", 0.0),
     ("GROUPS_CACHE", "250ms", "groups_cache", 0.25),
+    ("GROUP_RETENTION", "2d", "group_retention", 172800.0),
     ("MAX_PAYLOAD_BYTES", "2048", "max_payload_bytes", 2048),
     ("CONTENT_TYPE", "json", "content_type", "json"),
     ("QUEUE_PREFIX", "shop", "prefix", "shop"),
@@ -186,7 +187,7 @@ BALANCER = "the balancer's state lives with the queue"
 BAD: list[tuple[dict[str, str], str, str]] = [
     ({"HEARTBEAT_TTL": "soon"}, "HEARTBEAT_TTL", DURATION),
     ({"LEASE_DURATION": "-5s"}, "LEASE_DURATION", DURATION),
-    ({"RETRY_BACKOFF": "1d"}, "RETRY_BACKOFF", DURATION),
+    ({"RETRY_BACKOFF": "1w"}, "RETRY_BACKOFF", DURATION),
     ({"HEARTBEAT_TTL": "1s", "HEARTBEAT_INTERVAL": "2s"}, "HEARTBEAT_INTERVAL", "below"),
     ({"MAX_JOBS": "many"}, "MAX_JOBS", "a whole number"),
     ({"MAX_JOBS": "0"}, "MAX_JOBS", "an integer of 1 or more"),

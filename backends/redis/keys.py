@@ -6,7 +6,9 @@ only single-key commands touch them.
 
     P:mode                        STRING  the mode of the clients on this prefix (redis, hybrid)
     P:groups                      SET     every group known (for cleanup and stats)
+    P:groups:seen                 ZSET    group -> when it last had a live member (retention)
     P:topic:T:groups              SET     the groups declared on topic T
+    P:{G}:topics                  SET     the topics G is declared on
     P:{G}:members                 ZSET    member -> last heartbeat (client clock)
     P:{G}:info:M                  HASH    member info (topics, weight, joined_at, counters)
     P:{G}:weights                 HASH    member -> weight
@@ -48,6 +50,7 @@ class GroupKeys:
         "state",
         "stats",
         "tag",
+        "topics",
         "version",
         "weights",
     )
@@ -64,6 +67,7 @@ class GroupKeys:
         self.dead = f"{self.tag}:dead"
         self.dead_data = f"{self.tag}:dead:data"
         self.stats = f"{self.tag}:stats"
+        self.topics = f"{self.tag}:topics"
 
     def topic(self, topic: str) -> str:
         return f"{self.tag}:topic:{topic}"
@@ -95,6 +99,7 @@ class Keys:
         self.prefix = prefix
         self.mode = f"{prefix}:mode"
         self.groups = f"{prefix}:groups"
+        self.groups_seen = f"{prefix}:groups:seen"
 
     def channel(self, name: str) -> str:
         return f"{self.prefix}:channel:{name}"
