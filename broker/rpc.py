@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from broker.errors import ClientClosed, RemoteError, RequestTimeout
+from broker.errors import ClientClosed, InvalidArgument, RemoteError, RequestTimeout
 from broker.handlers import Handler
 from broker.message import ContentType, Message
 
@@ -111,7 +111,7 @@ class Requester:
     ) -> Any:
         """Publish a request and wait for its reply, its remote error or the timeout."""
         if timeout <= 0:
-            raise ValueError("a request timeout is above zero")
+            raise InvalidArgument("timeout", timeout, "a number of seconds above zero")
         loop = asyncio.get_running_loop()
         correlation = uuid.uuid4().hex
         meta = dict(headers) if headers else {}
@@ -166,7 +166,7 @@ class Responder:
         headers = message.headers
         reply_to, correlation = headers.get(REPLY_TO), headers.get(CORRELATION_ID)
         if not reply_to or not correlation:
-            raise ValueError(f"a request needs the {REPLY_TO!r} and {CORRELATION_ID!r} headers")
+            raise InvalidArgument("headers", sorted(headers), f"{REPLY_TO} and {CORRELATION_ID}")
         if time.time() > float(headers.get(DEADLINE, "inf")):
             log.info("request %s reached its worker after the caller gave up; dropped", message.id)
             return
