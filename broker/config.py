@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -17,23 +18,35 @@ __all__ = ["Config", "Mode", "parse_duration"]
 Mode = Literal["memory", "redis", "hybrid"]
 STRATEGY_NAMES = ("round_robin", "consistent_hash", "weighted", "least_conn")
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+log = logging.getLogger("broker")
+
+_NUMBER = r"\d+(?:\.\d+)?"
+# Units largest first, each at most once: 2h, 1m30s, 1.5s, 500ms, 1h2m3s4ms; or plain seconds.
+_DURATION = re.compile(
+    rf"(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m(?!s))?(?:(?P<s>{_NUMBER})s)?"
+    rf"(?:(?P<ms>{_NUMBER})ms)?|(?P<plain>{_NUMBER})"
+)
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "plain": 1.0}
 
 
 def parse_duration(value: str, variable: str = "duration") -> float:
-    """Seconds from ``30s``, ``1m``, ``500ms``, ``2h`` or a plain number of seconds."""
-    match = _DURATION.fullmatch(value)
-    if match is None:
-        raise ConfigError(variable, value, "a duration such as 30s, 1m, 500ms or 2h")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    """Seconds from ``30s``, ``1m30s``, ``1.5s``, ``500ms``, ``2h`` or a plain number of seconds.
+
+    Raises:
+        ConfigError: ``value`` is not such a duration; the message names ``variable``.
+    """
+    match = _DURATION.fullmatch(value.strip())
+    if match is None or not any(match.groups()):
+        raise ConfigError(variable, value, "a duration such as 30s, 1m30s, 1.5s, 500ms or 2h")
+    return sum(float(n) * _UNITS[unit] for unit, n in match.groupdict().items() if n is not None)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     """Everything a client needs; every field has an environment variable (see `from_env`).
 
-    Durations are seconds. Build variants with `replace`.
+    Durations are seconds. Build variants with `replace`. ``heartbeat_interval`` left at 0
+    becomes a third of ``heartbeat_ttl`` (and follows it through `replace`).
     """
 
     app_name: str = "app"
@@ -41,7 +54,7 @@ class Config:
     redis_url: str = "redis://127.0.0.1:6379/0"
     strategy: str = "round_robin"
     heartbeat_ttl: float = 30.0
-    heartbeat_interval: float = 10.0
+    heartbeat_interval: float = 0.0
     cleanup_interval: float = 60.0
     lease: float = 30.0
     max_jobs: int = 10
@@ -54,14 +67,20 @@ class Config:
     content_type: ContentType = "msgpack"
     prefix: str = "broker"
     pool_size: int = 50
-    max_retries: int = 3
     cluster: bool = False
+    _derived_interval: bool = dataclasses.field(
+        default=False, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         try:
-            check_name(self.app_name, "app name")
+            check_name(self.app_name, "name")
         except InvalidTopic as exc:
-            raise ConfigError("APP_NAME", self.app_name, exc.reason) from None
+            accepted = f"1-200 characters of letters, digits and ._-:/ ({exc.reason})"
+            raise ConfigError("APP_NAME", self.app_name, accepted) from None
+        if self.heartbeat_interval == 0:
+            object.__setattr__(self, "heartbeat_interval", self.heartbeat_ttl / 3)
+            object.__setattr__(self, "_derived_interval", True)
         self._check_choices()
         self._check_numbers()
 
@@ -81,7 +100,8 @@ class Config:
             raise ConfigError(
                 "heartbeat_interval",
                 self.heartbeat_interval,
-                f"a duration below the heartbeat TTL ({self.heartbeat_ttl}s)",
+                f"a duration below the heartbeat TTL ({self.heartbeat_ttl:g}s), "
+                "or unset for a third of it",
             )
         for name in ("max_jobs", "max_attempts", "max_payload_bytes", "pool_size"):
             if getattr(self, name) < 1:
@@ -91,7 +111,10 @@ class Config:
                 raise ConfigError(name, getattr(self, name), "a duration of zero or more")
 
     def replace(self, **changes: object) -> Self:
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again); a derived heartbeat interval
+        is derived again from the new TTL."""
+        if self._derived_interval and "heartbeat_interval" not in changes:
+            changes["heartbeat_interval"] = 0.0
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod
@@ -125,6 +148,7 @@ class Config:
             values["mode"] = mode
         if (url := _redis_url(parsed)) is not None:
             values["redis_url"] = url
+        _warn_ignored(parsed)
         try:
             config = cls(**values)  # type: ignore[arg-type]
         except ConfigError as exc:
@@ -134,7 +158,7 @@ class Config:
 
     def describe(self) -> dict[str, str]:
         """The effective settings as strings, with any password in the Redis URL masked."""
-        shown = {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        shown = {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self) if f.init}
         shown["redis_url"] = _mask(self.redis_url)
         return shown
 
@@ -180,7 +204,7 @@ _VARIABLES: dict[str, tuple[str | None, _Kind]] = {
     "CONTENT_TYPE": ("content_type", CONTENT_TYPES),
     "QUEUE_PREFIX": ("prefix", "str"),
     "QUEUE_REDIS_POOL_SIZE": ("pool_size", "int"),
-    "QUEUE_REDIS_MAX_RETRIES": ("max_retries", "int"),
+    "QUEUE_REDIS_MAX_RETRIES": (None, "str"),
     "REDIS_CLUSTER": ("cluster", "bool"),
 }
 _TLS_QUERY = {
@@ -214,6 +238,21 @@ _ACCEPTED = {
     "url": "a Redis URL such as redis://host:6379/0, rediss://user:password@host:6379/0 "
     "or unix:///run/redis.sock",
 }
+
+
+# Accepted without effect, so that deployments setting them keep starting: variable -> why.
+_IGNORED = {
+    "QUEUE_REDIS_MAX_RETRIES": "a command that hits a dropped connection is not re-sent (it may "
+    "have run); the next call reconnects and worker loops retry with backoff",
+}
+_warned: set[str] = set()
+
+
+def _warn_ignored(parsed: Mapping[str, object]) -> None:
+    for variable, why in _IGNORED.items():
+        if variable in parsed and variable not in _warned:
+            _warned.add(variable)
+            log.warning("%s is set but has no effect and is ignored: %s", variable, why)
 
 
 def _env_name(field: str) -> str:
