@@ -20,10 +20,12 @@ from typing import Any
 
 import msgspec
 
+from broker import __version__
 from broker.app import App
+from broker.client import Client
 from broker.config import Config
 from broker.errors import BrokerError
-from broker.factory import client_from_env
+from broker.factory import new_client
 
 __all__ = ["main"]
 
@@ -88,11 +90,14 @@ def load_app(target: str) -> App:
     return found
 
 
+_LOCAL = "(in this process only: set BROKER_MODE=redis for other processes to reach it)"
+
+
 def _banner(app: App, target: str) -> str:
     info = app.info()
     rows = [
         ("app", f"{info.app} (group {info.group}) from {target}"),
-        ("mode", info.mode + ("" if info.mode == "memory" else f"  {info.config['redis_url']}")),
+        ("mode", f"{info.mode}  {info.config['redis_url'] if info.mode != 'memory' else _LOCAL}"),
         ("strategy", info.strategy),
         ("max jobs", str(info.max_jobs)),
         ("tasks", ", ".join(info.tasks) or "-"),
@@ -123,54 +128,101 @@ def _worker(args: argparse.Namespace) -> int:
             f"to let --mode choose, or drop --mode"
         )
     if args.max_jobs is not None:
-        if args.max_jobs < 1:
-            raise BrokerError("--max-jobs is 1 or more")
         app.max_jobs = args.max_jobs
     asyncio.run(_run_worker(app, args.app))
     return 0
 
 
+def table(header: Sequence[str], rows: Sequence[Sequence[object]], indent: str = "") -> list[str]:
+    """Lines of a table whose columns fit their longest cell: text left-aligned, numbers right."""
+    cells = [[str(v) for v in row] for row in rows]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(header)]
+    numeric = [
+        bool(rows) and all(isinstance(row[i], int | float) for row in rows)
+        for i in range(len(header))
+    ]
+    lines = []
+    for row in [list(header), *cells]:
+        line = "  ".join(
+            c.rjust(w) if n else c.ljust(w) for c, w, n in zip(row, widths, numeric, strict=True)
+        )
+        lines.append(indent + line.rstrip())
+    return lines
+
+
 def _config(args: argparse.Namespace) -> int:
-    for name, value in Config.from_env().describe().items():
-        print(f"{name:<20} {value}")
+    settings = Config.from_env().describe().items()
+    print("\n".join(table(("setting", "value"), list(settings))[1:]))
     return 0
 
 
+def _inspector(command: str) -> Client:
+    """A client on the deployment the environment names, which must live outside this process."""
+    config = Config.from_env()
+    if config.mode == "memory":
+        raise BrokerError(
+            f"{command}: BROKER_MODE is memory, whose in-process backend another process cannot "
+            "inspect; set BROKER_MODE=redis or BROKER_MODE=hybrid (and REDIS_URL) to the "
+            "deployment's values"
+        )
+    return new_client(config)
+
+
 async def _health() -> int:
-    async with client_from_env() as client:
+    async with _inspector("health") as client:
         health = await client.health()
-    for part in health.components:
-        state = "ok" if part.ok else "FAILED"
-        print(f"{part.name:<10} {state:<7} {part.latency_ms:8.2f} ms  {part.detail}")
+    rows = [
+        (p.name, "ok" if p.ok else "FAILED", f"{p.latency_ms:.2f} ms", p.detail)
+        for p in health.components
+    ]
+    print("\n".join(table(("component", "state", "latency", "detail"), rows)))
     return 0 if health.ok else 1
 
 
 async def _stats() -> int:
-    async with client_from_env() as client:
+    async with _inspector("stats") as client:
         stats = await client.stats()
     print(f"app {stats.app}, strategy {stats.strategy}, at {time.ctime(stats.taken_at)}")
     header = ("topic", "group", "queued", "in flight", "delayed", "dead", "processed", "failed")
-    print("  ".join(f"{h:>10}" for h in header))
-    for g in stats.groups:
-        row = (g.topic, g.group, g.queued, g.in_flight, g.delayed, g.dead, g.processed, g.failed)
-        print("  ".join(f"{v!s:>10}" for v in row))
+    groups = [
+        (g.topic, g.group, g.queued, g.in_flight, g.delayed, g.dead, g.processed, g.failed)
+        for g in stats.groups
+    ]
+    print("\n".join(table(header, groups)))
     print(f"{len(stats.members)} live members")
-    for m in stats.members:
-        print(f"  {m.id}  group={m.group} weight={m.weight} in_flight={m.in_flight} "
-              f"processed={m.processed} failed={m.failed} topics={','.join(m.topics)}")  # fmt: skip
+    if stats.members:
+        columns = ("member", "group", "weight", "in flight", "processed", "failed", "topics")
+        members = [
+            (m.id, m.group, m.weight, m.in_flight, m.processed, m.failed, ",".join(m.topics))
+            for m in stats.members
+        ]
+        print("\n".join(table(columns, members, indent="  ")))
     return 0
+
+
+def _positive(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of 1 or more, not {text!r}")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="broker", description="Run broker workers and inspect a deployment."
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--version", action="version", version=f"broker {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="DEBUG, INFO, WARNING or ERROR",
+    )
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     commands = parser.add_subparsers(dest="command", required=True)
     worker = commands.add_parser("worker", help="run the handlers of an App until stopped")
     worker.add_argument("app", help="module:attribute of a broker.App, e.g. shop.worker:app")
-    worker.add_argument("--max-jobs", type=int, help="handlers running at once (MAX_JOBS)")
+    worker.add_argument("--max-jobs", type=_positive, help="handlers running at once (MAX_JOBS)")
     worker.add_argument("--mode", choices=("memory", "redis", "hybrid"), help="BROKER_MODE")
     worker.set_defaults(run=_worker)
     commands.add_parser("config", help="print the configuration from the environment").set_defaults(
@@ -189,12 +241,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``broker`` console script."""
     args = _parser().parse_args(argv)
     try:
-        return int(args.run(args))
+        code = int(args.run(args))
+        sys.stdout.flush()  # here, so that a closed pipe is reported below, not at exit
     except BrokerError as exc:
         print(f"broker: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`broker stats | head -1`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a process killed by SIGPIPE
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

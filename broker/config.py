@@ -157,8 +157,9 @@ class Config:
         return config
 
     def describe(self) -> dict[str, str]:
-        """The effective settings as strings, with any password in the Redis URL masked."""
-        shown = {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self) if f.init}
+        """The effective settings as strings (durations as ``1.5s``), with any password in the
+        Redis URL masked."""
+        shown = {f.name: _show(getattr(self, f.name)) for f in dataclasses.fields(self) if f.init}
         shown["redis_url"] = _mask(self.redis_url)
         return shown
 
@@ -253,6 +254,10 @@ def _warn_ignored(parsed: Mapping[str, object]) -> None:
         if variable in parsed and variable not in _warned:
             _warned.add(variable)
             log.warning("%s is set but has no effect and is ignored: %s", variable, why)
+
+
+def _show(value: object) -> str:
+    return f"{value:g}s" if isinstance(value, float) else str(value)  # every float is a duration
 
 
 def _env_name(field: str) -> str:

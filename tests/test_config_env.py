@@ -138,7 +138,8 @@ def test_heartbeat_interval_defaults_to_a_third_of_the_ttl() -> None:
     env = {"HEARTBEAT_TTL": "9s", "HEARTBEAT_INTERVAL": "1s"}
     assert broker.Config.from_env(env).heartbeat_interval == 1.0
     assert not any(name.startswith("_") for name in derived.describe())
-    assert derived.describe()["heartbeat_interval"] == "2.0"
+    assert derived.describe()["heartbeat_interval"] == "2s"
+    assert broker.Config(heartbeat_ttl=5).describe()["heartbeat_interval"] == "1.66667s"
 
 
 @pytest.mark.parametrize(
