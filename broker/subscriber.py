@@ -215,10 +215,13 @@ class Subscriber:
     # -- member info -----------------------------------------------------------------------
 
     async def info(self) -> MemberInfo | None:
-        """This member as the registry sees it (None if not registered)."""
+        """This member's registry record (None if not registered) with this process's live
+        ``in_flight``, ``processed`` and ``failed`` in place of the last heartbeat's."""
         for member in await self._client.registry.members(self.group):
             if member.id == self.id:
-                return member
+                return msgspec.structs.replace(
+                    member, in_flight=len(self._held), processed=self.processed, failed=self.failed
+                )
         return None
 
     async def set_weight(self, weight: int) -> None:
