@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import inspect
 import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -64,7 +66,8 @@ def _setup_logging(level: str, style: str) -> None:
 
 
 def load_app(target: str) -> App:
-    """Import ``module:attribute`` (from the current directory too) and return the App.
+    """Import ``module:attribute`` (from the current directory too; the module may also be a
+    ``path/to/file.py``) and return the App, calling the attribute if it is an app factory.
 
     Raises:
         BrokerError: the target is malformed, cannot be imported or is not an App.
@@ -72,22 +75,36 @@ def load_app(target: str) -> App:
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise BrokerError(f"{target!r} is not module:attribute, e.g. myservice.worker:app")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    module_name = _importable(module_name)
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except (ImportError, TypeError) as exc:  # TypeError: a relative name such as ../x
         raise BrokerError(f"cannot import {module_name!r}: {exc}") from exc
     found: Any = module
     for part in attribute.split("."):
         found = getattr(found, part, None)
         if found is None:
             raise BrokerError(f"{module_name!r} has no attribute {attribute!r}")
+    if inspect.iscoroutinefunction(found):
+        raise BrokerError(f"{target} is an async function; give an App or a function returning one")
     if callable(found) and not isinstance(found, App):
         found = found()  # an app factory
     if not isinstance(found, App):
         raise BrokerError(f"{target} is a {type(found).__name__}, not a broker.App")
     return found
+
+
+def _importable(module: str) -> str:
+    """The module name to import, with its directory on ``sys.path`` (a ``.py`` path's own)."""
+    directory = os.getcwd()
+    if module.endswith(".py"):
+        path = Path(module)
+        if not path.is_file():
+            raise BrokerError(f"{module}: no such file")
+        directory, module = str(path.resolve().parent), path.stem
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    return module
 
 
 _LOCAL = "(in this process only: set BROKER_MODE=redis for other processes to reach it)"

@@ -8,7 +8,9 @@ import os
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,6 +62,25 @@ def test_worker_refuses_a_target_that_is_not_an_app(capsys: pytest.CaptureFixtur
     assert "cannot import" in capsys.readouterr().err
     assert main(["worker", "missing-colon"]) == 2
     assert "module:attribute" in capsys.readouterr().err
+
+
+def test_worker_targets_a_newcomer_types(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    name = f"app_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text("import broker\n\napp = broker.App.from_env()\n")
+    monkeypatch.chdir(tmp_path.parent)
+    monkeypatch.syspath_prepend(str(tmp_path))  # put back after, with the path load_app adds
+    assert isinstance(load_app(f"{tmp_path.name}/{name}.py:app"), broker.App), "a file path"
+    assert main(["worker", "../nowhere/worker:app"]) == 2
+    assert "cannot import" in capsys.readouterr().err
+    assert main(["worker", "examples/missing.py:app"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "coroutine was never awaited"
+        (tmp_path / "async_main.py").write_text("async def main() -> None: ...\n")
+        assert main(["worker", f"{tmp_path}/async_main.py:main"]) == 2
+    assert "async function" in capsys.readouterr().err
 
 
 def test_load_app_finds_the_examples_app(monkeypatch: pytest.MonkeyPatch) -> None:
