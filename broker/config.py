@@ -8,10 +8,11 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Literal, Self, cast, get_args
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from broker.errors import ConfigError, InvalidTopic
 from broker.message import CONTENT_TYPES, ContentType, check_name
+from broker.redis_settings import check_balancer, compose_url, mask
 
 __all__ = ["Config", "Mode", "parse_duration"]
 
@@ -146,21 +147,21 @@ class Config:
         }
         if (mode := _mode(parsed)) is not None:
             values["mode"] = mode
-        if (url := _redis_url(parsed)) is not None:
+        if (url := compose_url(parsed)) is not None:
             values["redis_url"] = url
         _warn_ignored(parsed)
         try:
             config = cls(**values)  # type: ignore[arg-type]
         except ConfigError as exc:
             raise ConfigError(_env_name(exc.variable), exc.value, exc.accepted) from None
-        _check_balancer(parsed, config.prefix, config.redis_url)
+        check_balancer(parsed, config.prefix, config.redis_url)
         return config
 
     def describe(self) -> dict[str, str]:
         """The effective settings as strings (durations as ``1.5s``), with any password in the
         Redis URL masked."""
         shown = {f.name: _show(getattr(self, f.name)) for f in dataclasses.fields(self) if f.init}
-        shown["redis_url"] = _mask(self.redis_url)
+        shown["redis_url"] = mask(self.redis_url)
         return shown
 
 
@@ -169,7 +170,7 @@ _Kind = str | tuple[str, ...]
 _BACKENDS = ("memory", "redis")
 
 # Variables without a field are composed: into `mode` by `_mode`, into `redis_url` by
-# `_redis_url`, or only checked, by `_check_balancer`.
+# `compose_url`, or only checked, by `check_balancer` (both in `broker.redis_settings`).
 _VARIABLES: dict[str, tuple[str | None, _Kind]] = {
     "APP_NAME": ("app_name", "str"),
     "BROKER_MODE": ("mode", get_args(Mode)),
@@ -208,22 +209,6 @@ _VARIABLES: dict[str, tuple[str | None, _Kind]] = {
     "QUEUE_REDIS_MAX_RETRIES": (None, "str"),
     "REDIS_CLUSTER": ("cluster", "bool"),
 }
-_TLS_QUERY = {
-    "REDIS_TLS_CA_FILE": "ssl_ca_certs",
-    "REDIS_TLS_CERT_FILE": "ssl_certfile",
-    "REDIS_TLS_KEY_FILE": "ssl_keyfile",
-}
-_TLS_OPTIONS = (*_TLS_QUERY, "REDIS_TLS_VERIFY")
-_URL_PARTS = (
-    "REDIS_ADDR",
-    "QUEUE_REDIS_ADDR",
-    "QUEUE_REDIS_DB",
-    "REDIS_USERNAME",
-    "REDIS_PASSWORD",
-    "QUEUE_REDIS_PASSWORD",
-    "REDIS_TLS",
-    *_TLS_OPTIONS,
-)
 # (queue type, balancer type) of each mode.
 _PAIRS: dict[Mode, tuple[str, str]] = {
     "memory": ("memory", "memory"),
@@ -282,7 +267,7 @@ def _parse(variable: str, raw: str, kind: _Kind) -> object:
     try:
         return _PARSERS[kind](text)
     except ValueError:
-        shown = _mask(text) if kind == "url" else text
+        shown = mask(text) if kind == "url" else text
         raise ConfigError(variable, shown, _ACCEPTED[kind]) from None
 
 
@@ -330,11 +315,6 @@ def _one_of(words: tuple[str, ...]) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1]
 
 
-def _mask(url: str) -> str:
-    # Up to the last "@", so a password written with an unquoted "@" is masked whole.
-    return re.sub(r"(//[^:/@]*:).*@", r"\1***@", url)
-
-
 def _mode(parsed: Mapping[str, object]) -> Mode | None:
     queue = cast("str | None", parsed.get("QUEUE_TYPE"))
     balancer = cast("str | None", parsed.get("BALANCER_TYPE"))
@@ -361,80 +341,3 @@ def _mode(parsed: Mapping[str, object]) -> Mode | None:
             "(BALANCER_TYPE); or leave BROKER_MODE unset",
         )
     return mode
-
-
-def _redis_url(parsed: Mapping[str, object]) -> str | None:
-    given = [variable for variable in _URL_PARTS if variable in parsed]
-    if not given:
-        return None
-    if "REDIS_URL" in parsed:
-        variable = given[0]
-        raise ConfigError(
-            variable,
-            "***" if _VARIABLES[variable][1] == "secret" else parsed[variable],
-            "no value while REDIS_URL is set: put the address, db, user, password and TLS "
-            "files in REDIS_URL (rediss://user:password@host:6379/0?ssl_ca_certs=/ca.pem), "
-            "or unset REDIS_URL and use the separate variables",
-        )
-    address = _first(parsed, "QUEUE_REDIS_ADDR", "REDIS_ADDR") or "127.0.0.1:6379"
-    user = quote(_first(parsed, "REDIS_USERNAME") or "", safe="")
-    password = _first(parsed, "QUEUE_REDIS_PASSWORD", "REDIS_PASSWORD")
-    auth = f"{user}@" if user else ""
-    if password is not None:
-        auth = f"{user}:{quote(password, safe='')}@"
-    scheme, query = _tls(parsed)
-    return f"{scheme}://{auth}{address}/{parsed.get('QUEUE_REDIS_DB', 0)}{query}"
-
-
-def _first(parsed: Mapping[str, object], *variables: str) -> str | None:
-    for variable in variables:
-        if variable in parsed:
-            return str(parsed[variable])
-    return None
-
-
-def _tls(parsed: Mapping[str, object]) -> tuple[str, str]:
-    options = [variable for variable in _TLS_OPTIONS if variable in parsed]
-    if not parsed.get("REDIS_TLS", bool(options)):
-        if options:
-            raise ConfigError(
-                options[0], parsed[options[0]], "no value while REDIS_TLS=false, or REDIS_TLS=true"
-            )
-        return "redis", ""
-    if "REDIS_TLS_KEY_FILE" in parsed and "REDIS_TLS_CERT_FILE" not in parsed:
-        raise ConfigError(
-            "REDIS_TLS_KEY_FILE",
-            parsed["REDIS_TLS_KEY_FILE"],
-            "a key set together with REDIS_TLS_CERT_FILE, the client certificate it belongs to",
-        )
-    query = {name: parsed[variable] for variable, name in _TLS_QUERY.items() if variable in parsed}
-    if parsed.get("REDIS_TLS_VERIFY") is False:
-        query |= {"ssl_cert_reqs": "none", "ssl_check_hostname": "false"}
-    return "rediss", "?" + urlencode(query, safe="/", quote_via=quote) if query else ""
-
-
-def _check_balancer(parsed: Mapping[str, object], prefix: str, url: str) -> None:
-    split = urlsplit(url)
-    host = split.hostname or ""
-    queue: dict[str, tuple[object, str]] = {
-        "BALANCER_PREFIX": (prefix, "QUEUE_PREFIX"),
-        "BALANCER_REDIS_ADDR": (
-            f"[{host}]:{split.port or 6379}" if ":" in host else f"{host}:{split.port or 6379}",
-            "QUEUE_REDIS_ADDR, REDIS_ADDR or REDIS_URL",
-        ),
-        "BALANCER_REDIS_DB": (_url_db(split.path, split.query), "QUEUE_REDIS_DB or REDIS_URL"),
-    }
-    for variable, (value, source) in queue.items():
-        if variable in parsed and parsed[variable] != value:
-            raise ConfigError(
-                variable,
-                parsed[variable],
-                f"no value, or the queue's own {value!r} (from {source}): the balancer's state "
-                "lives with the queue and one Lua script updates both, so it cannot differ; "
-                f"unset {variable} or change {source} instead",
-            )
-
-
-def _url_db(path: str, query: str) -> int:
-    db = parse_qs(query).get("db") or [path.strip("/") or "0"]
-    return int(db[0]) if db[0].isdigit() else 0

@@ -26,6 +26,7 @@ def test_all_names_are_exported_and_public() -> None:
         "handlers",
         "message",
         "protocols",
+        "redis_settings",
         "subscriber",
     }
     assert public - set(broker.__all__) <= modules, public - set(broker.__all__) - modules
