@@ -225,7 +225,10 @@ def _positive(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="broker", description="Run broker workers and inspect a deployment."
+        prog="broker",
+        description="Run broker workers and inspect a deployment.",
+        epilog="Settings come from environment variables (BROKER_MODE, REDIS_URL, APP_NAME, ...); "
+        "`broker config` shows the effective ones.",
     )
     parser.add_argument("--version", action="version", version=f"broker {__version__}")
     parser.add_argument(
@@ -233,24 +236,38 @@ def _parser() -> argparse.ArgumentParser:
         default="INFO",
         type=str.upper,
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="DEBUG, INFO, WARNING or ERROR",
+        help="default INFO",
     )
-    parser.add_argument("--log-format", choices=("text", "json"), default="text")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="json: one object per line"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="command", required=True)
     worker = commands.add_parser("worker", help="run the handlers of an App until stopped")
-    worker.add_argument("app", help="module:attribute of a broker.App, e.g. shop.worker:app")
-    worker.add_argument("--max-jobs", type=_positive, help="handlers running at once (MAX_JOBS)")
-    worker.add_argument("--mode", choices=("memory", "redis", "hybrid"), help="BROKER_MODE")
+    worker.add_argument(
+        "app",
+        help="module:attribute or path/to/file.py:attribute of a broker.App (or of a function "
+        "returning one), e.g. shop.worker:app",
+    )
+    worker.add_argument(
+        "--max-jobs", type=_positive, metavar="N", help="handlers running at once (MAX_JOBS)"
+    )
+    worker.add_argument(
+        "--mode", choices=("memory", "redis", "hybrid"), help="BROKER_MODE for App.from_env()"
+    )
     worker.set_defaults(run=_worker)
-    commands.add_parser("config", help="print the configuration from the environment").set_defaults(
-        run=_config
-    )
-    commands.add_parser("health", help="check the backend answers").set_defaults(
-        run=lambda _: asyncio.run(_health())
-    )
-    commands.add_parser("stats", help="queues and members of the app").set_defaults(
-        run=lambda _: asyncio.run(_stats())
-    )
+    shown = {
+        "config": ("the effective configuration, secrets masked", _config),
+        "health": (
+            "check the backend and balancer answer, with latency (redis or hybrid mode)",
+            lambda _: asyncio.run(_health()),
+        ),
+        "stats": (
+            "queues per topic and group, and live members (redis or hybrid mode)",
+            lambda _: asyncio.run(_stats()),
+        ),
+    }
+    for name, (text, run) in shown.items():
+        commands.add_parser(name, help=text, description=text).set_defaults(run=run)
     return parser
 
 
