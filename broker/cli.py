@@ -150,7 +150,7 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[object]], indent: str = "") -> list[str]:
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]], indent: str = "") -> list[str]:
     """Lines of a table whose columns fit their longest cell: text left-aligned, numbers right."""
     cells = [[str(v) for v in row] for row in rows]
     widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(header)]
@@ -169,7 +169,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]], indent: str =
 
 def _config(args: argparse.Namespace) -> int:
     settings = Config.from_env().describe().items()
-    print("\n".join(table(("setting", "value"), list(settings))[1:]))
+    print("\n".join(_table(("setting", "value"), list(settings))[1:]))
     return 0
 
 
@@ -192,7 +192,7 @@ async def _health() -> int:
         (p.name, "ok" if p.ok else "FAILED", f"{p.latency_ms:.2f} ms", p.detail)
         for p in health.components
     ]
-    print("\n".join(table(("component", "state", "latency", "detail"), rows)))
+    print("\n".join(_table(("component", "state", "latency", "detail"), rows)))
     return 0 if health.ok else 1
 
 
@@ -205,7 +205,7 @@ async def _stats() -> int:
         (g.topic, g.group, g.queued, g.in_flight, g.delayed, g.dead, g.processed, g.failed)
         for g in stats.groups
     ]
-    print("\n".join(table(header, groups)))
+    print("\n".join(_table(header, groups)))
     print(f"{len(stats.members)} live members")
     if stats.members:
         columns = ("member", "group", "weight", "in flight", "processed", "failed", "topics")
@@ -213,7 +213,7 @@ async def _stats() -> int:
             (m.id, m.group, m.weight, m.in_flight, m.processed, m.failed, ",".join(m.topics))
             for m in stats.members
         ]
-        print("\n".join(table(columns, members, indent="  ")))
+        print("\n".join(_table(columns, members, indent="  ")))
     return 0
 
 
