@@ -32,7 +32,7 @@ from typing import Any, Self, TypeVar, overload
 import msgspec
 
 from broker.client import Client, Health, Stats
-from broker.errors import ClientClosed, HandlerError
+from broker.errors import ClientClosed, HandlerError, InvalidArgument
 from broker.events import Listener, send_event
 from broker.factory import client_from_env
 from broker.handlers import Handler, HandlerFunc
@@ -102,9 +102,9 @@ class App:
         owns_client: bool = False,
     ) -> None:
         if max_jobs is not None and max_jobs < 1:
-            raise ValueError("max_jobs is 1 or more")
+            raise InvalidArgument("max_jobs", max_jobs, "an integer of 1 or more")
         if event_buffer < 1:
-            raise ValueError("event_buffer is 1 or more")
+            raise InvalidArgument("event_buffer", event_buffer, "an integer of 1 or more")
         self.client = client
         self.max_jobs = max_jobs or client.config.max_jobs
         self.group = check_name(group or TASK_GROUP, "group")

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 
 from broker.config import Config
-from broker.errors import ClientClosed, HandlerError, PayloadTooLarge
+from broker.errors import ClientClosed, HandlerError, InvalidArgument, PayloadTooLarge
 from broker.message import Codec, DeadLetter, Envelope, check_name, new_id
 from broker.protocols import (
     Channels,
@@ -204,7 +204,7 @@ class Client(Closing):
         if group is not None:
             check_name(group, "group")
         if keys is not None and len(keys) != len(payloads):
-            raise ValueError(f"got {len(keys)} keys for {len(payloads)} payloads")
+            raise InvalidArgument("keys", len(keys), f"as many keys as payloads ({len(payloads)})")
         envelopes = self.envelopes(topic, payloads, keys, headers, max_attempts)
         if envelopes and group is None:
             await self._deliver(topic, envelopes)
@@ -295,7 +295,7 @@ class Client(Closing):
             self,
             group=check_name(group or self.config.app_name, "group"),
             weight=weight,
-            max_jobs=max_jobs or self.config.max_jobs,
+            max_jobs=self.config.max_jobs if max_jobs is None else max_jobs,
             member_id=member_id,
         )
         self._subscribers.append(subscriber)
@@ -392,7 +392,7 @@ class Client(Closing):
     async def set_weight(self, member: str, weight: int, *, group: str | None = None) -> bool:
         """Change a member's weight; applies from the next message. False if it is unknown."""
         if weight < 0:
-            raise ValueError("a weight is zero or more")
+            raise InvalidArgument("weight", weight, "an integer of 0 or more")
         return await self.registry.set_weight(group or self.config.app_name, member, weight)
 
     async def dead_letters(self, group: str | None = None, limit: int = 100) -> list[DeadLetter]:

@@ -2,6 +2,8 @@
 
     BrokerError
     ├── ConfigError            bad configuration value (names the variable and what it accepts)
+    ├── InvalidArgument        a bad argument: names it and what is accepted (also a ValueError)
+    ├── MissingDependency      an optional package is missing: names the extra (also an ImportError)
     ├── InvalidTopic           a topic or group name that would break keys or patterns
     ├── PayloadTooLarge        an encoded payload over the size limit, refused before any I/O
     ├── SerializationError     a payload msgspec cannot encode
@@ -25,7 +27,9 @@ __all__ = [
     "ClientClosed",
     "ConfigError",
     "HandlerError",
+    "InvalidArgument",
     "InvalidTopic",
+    "MissingDependency",
     "NoResponder",
     "PayloadTooLarge",
     "RemoteError",
@@ -46,6 +50,36 @@ class ConfigError(BrokerError, ValueError):
         self.value = value
         self.accepted = accepted
         super().__init__(f"{variable}={value!r} is not valid: expected {accepted}")
+
+
+class InvalidArgument(BrokerError, ValueError):
+    """An argument has a value the call does not accept.
+
+    ``argument`` names it, ``got`` is the value (or a description of it), ``accepted`` says
+    what the call takes.
+    """
+
+    def __init__(self, argument: str, got: object, accepted: str) -> None:
+        self.argument = argument
+        self.got = got
+        self.accepted = accepted
+        super().__init__(f"{argument}: got {got!r}; accepted: {accepted}")
+
+
+class MissingDependency(BrokerError, ImportError):
+    """A feature needs an optional dependency that is not installed.
+
+    ``package`` is the missing import, ``extra`` the ``broker[...]`` extra that provides it.
+    """
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        self.feature = feature
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the {package!r} package, which is not installed: "
+            f"pip install 'broker[{extra}]'"
+        )
 
 
 class InvalidTopic(BrokerError, ValueError):

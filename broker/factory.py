@@ -12,7 +12,7 @@ from typing import Any
 
 from broker.client import Client
 from broker.config import Config
-from broker.errors import ConfigError
+from broker.errors import MissingDependency
 from broker.protocols import Clock, Strategy, StrategyFactory
 
 __all__ = [
@@ -83,7 +83,7 @@ def new_redis_client(
             by the client).
 
     Raises:
-        ConfigError: the ``redis`` extra is not installed.
+        MissingDependency: the ``redis`` extra is not installed.
     """
     config = _configure(config, app, strategy, url=url)
     redis, owns, keys, scripts = _redis_parts(config, redis)
@@ -201,14 +201,12 @@ def _redis_parts(config: Config, redis: Any) -> tuple[Any, bool, Any, Any]:
     names and the loaded scripts.
 
     Raises:
-        ConfigError: the ``redis`` extra is not installed.
+        MissingDependency: the ``redis`` extra is not installed.
     """
     try:
         from backends.redis import Keys, Scripts, connect
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ConfigError(
-            "BROKER_MODE", config.mode, "an installed redis client: pip install 'broker[redis]'"
-        ) from exc
+    except ImportError as exc:
+        raise MissingDependency(f"BROKER_MODE={config.mode}", "redis", "redis") from exc
     owns = redis is None
     if redis is None:
         redis = connect(config.redis_url, pool_size=config.pool_size, cluster=config.cluster)

@@ -39,7 +39,13 @@ __all__ = [
 
 
 class MemberInfo(msgspec.Struct, frozen=True):
-    """One live subscriber instance of a group, as the registry knows it."""
+    """One live subscriber instance of a group, as the registry knows it.
+
+    ``in_flight``, ``processed`` and ``failed`` are what the member reported at its last
+    heartbeat, and ``last_seen`` is that heartbeat's time: read from the registry (`Client.members`,
+    `Client.stats`) they lag by up to ``heartbeat_interval``. `Subscriber.info` overlays the
+    member's own live counters.
+    """
 
     id: str
     group: str

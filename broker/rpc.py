@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from broker.errors import ClientClosed, NoResponder, RemoteError, RequestTimeout
+from broker.errors import ClientClosed, InvalidArgument, NoResponder, RemoteError, RequestTimeout
 from broker.handlers import Handler
 from broker.message import ContentType, Message
 
@@ -113,7 +113,7 @@ class Requester:
         """Publish a request to ``group`` and wait for its reply, its remote error or the
         timeout; `NoResponder` at once when no live member of ``group`` handles ``topic``."""
         if timeout <= 0:
-            raise ValueError("a request timeout is above zero")
+            raise InvalidArgument("timeout", timeout, "a number of seconds above zero")
         loop = asyncio.get_running_loop()
         correlation = uuid.uuid4().hex
         meta = dict(headers) if headers else {}
@@ -178,7 +178,7 @@ class Responder:
         headers = message.headers
         reply_to, correlation = headers.get(REPLY_TO), headers.get(CORRELATION_ID)
         if not reply_to or not correlation:
-            raise ValueError(f"a request needs the {REPLY_TO!r} and {CORRELATION_ID!r} headers")
+            raise InvalidArgument("headers", sorted(headers), f"{REPLY_TO} and {CORRELATION_ID}")
         left = float(headers.get(DEADLINE, "inf")) - time.time()
         if left <= 0:
             self.expired += 1

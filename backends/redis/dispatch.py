@@ -17,6 +17,7 @@ from backends.redis.keys import GroupKeys, Keys
 from backends.redis.queue import decode_text, encode_envelope
 from backends.redis.registry import RedisRegistry
 from backends.redis.scripts import Call, Scripts
+from broker.errors import InvalidArgument
 from broker.message import Delivery, Envelope
 from broker.protocols import Candidate, Clock, Closing, MemberInfo, Strategy, StrategyFactory
 
@@ -61,7 +62,7 @@ class RedisDispatcher(Closing):
         self._clock = clock
         if isinstance(strategy, str):
             if strategy not in IN_SCRIPT:
-                raise ValueError(f"strategies run in the script are {IN_SCRIPT}, not {strategy!r}")
+                raise InvalidArgument("strategy", strategy, ", ".join(IN_SCRIPT) + " or a factory")
             self._name = strategy
             self._factory: StrategyFactory | None = None
         else:
