@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from broker import __version__
-from broker.app import App
+from broker.app import TASK_GROUP, App
 from broker.client import Client
 from broker.config import Config
 from broker.errors import BrokerError
@@ -196,16 +196,19 @@ async def _health() -> int:
     return 0 if health.ok else 1
 
 
-async def _stats() -> int:
+async def _stats(args: argparse.Namespace) -> int:
     async with _inspector("stats") as client:
-        stats = await client.stats()
-    print(f"app {stats.app}, strategy {stats.strategy}, at {time.ctime(stats.taken_at)}")
+        client.include_group(TASK_GROUP)  # the workers' group, whatever their app names
+        stats = await client.stats(all_groups=args.all)
+    scope = "every group" if args.all else f"app {stats.app}"
+    print(f"{scope}, strategy {stats.strategy}, at {time.ctime(stats.taken_at)}")
     header = ("topic", "group", "queued", "in flight", "delayed", "dead", "processed", "failed")
     groups = [
         (g.topic, g.group, g.queued, g.in_flight, g.delayed, g.dead, g.processed, g.failed)
+        + (("no live member",) if g.unattended else ("",))
         for g in stats.groups
     ]
-    print("\n".join(_table(header, groups)))
+    print("\n".join(_table((*header, ""), groups)))
     print(f"{len(stats.members)} live members")
     if stats.members:
         columns = ("member", "group", "weight", "in flight", "processed", "failed", "topics")
@@ -214,6 +217,16 @@ async def _stats() -> int:
             for m in stats.members
         ]
         print("\n".join(_table(columns, members, indent="  ")))
+    return 0
+
+
+async def _undeclare(args: argparse.Namespace) -> int:
+    async with _inspector("undeclare") as client:
+        moved = await client.undeclare(args.topic, args.group)
+    print(
+        f"group {args.group} no longer receives {args.topic}; "
+        f"{moved} waiting messages moved to its dead letters"
+    )
     return 0
 
 
@@ -261,13 +274,21 @@ def _parser() -> argparse.ArgumentParser:
             "check the backend and balancer answer, with latency (redis or hybrid mode)",
             lambda _: asyncio.run(_health()),
         ),
-        "stats": (
-            "queues per topic and group, and live members (redis or hybrid mode)",
-            lambda _: asyncio.run(_stats()),
-        ),
     }
     for name, (text, run) in shown.items():
         commands.add_parser(name, help=text, description=text).set_defaults(run=run)
+    text = "queues per topic and group, and live members (redis or hybrid mode)"
+    stats = commands.add_parser("stats", help=text, description=text)
+    stats.add_argument("--all", action="store_true", help="every group, not only this app's")
+    stats.set_defaults(run=lambda a: asyncio.run(_stats(a)))
+    text = (
+        "stop giving TOPIC to GROUP now (e.g. a retired service); what waits for it moves to "
+        "its dead letters (redis or hybrid mode)"
+    )
+    undeclare = commands.add_parser("undeclare", help=text, description=text)
+    undeclare.add_argument("topic", help="e.g. orders.created")
+    undeclare.add_argument("group", help="the consumer group, e.g. an old APP_NAME")
+    undeclare.set_defaults(run=lambda a: asyncio.run(_undeclare(a)))
     return parser
 
 

@@ -179,7 +179,9 @@ def test_stats_columns_align_for_long_names(
     table = lines[1 : lines.index(next(line for line in lines if "live members" in line))]
     header, *rows = table
     assert len(rows) == 2
-    assert {len(line) for line in table} == {len(header)}, table
+    # nobody handles these topics: each row ends with a note past the numbers
+    assert all(row.endswith("  no live member") for row in rows), table
+    assert {len(line.removesuffix("  no live member")) for line in table} == {len(header)}
     assert any(row.startswith(long_topic + " ") for row in rows)
     column = header.index("queued") + len("queued")  # numbers right-aligned under their header
     assert all(row[column - 1] == "1" for row in rows), table
@@ -236,3 +238,36 @@ def test_a_memory_worker_says_nothing_else_reaches_it(monkeypatch: pytest.Monkey
     monkeypatch.syspath_prepend("examples")
     monkeypatch.delenv("BROKER_MODE", raising=False)
     assert "BROKER_MODE=redis" in _banner(load_app("worker:app"), "worker:app")
+
+
+def test_stats_all_flags_a_group_nobody_runs_and_undeclare_retires_it(
+    redis_env: dict[str, str],
+) -> None:
+    async def leave_a_group_behind() -> None:
+        async with broker.client_from_env() as client:
+            old = client.subscriber(group="old-app")
+
+            @old.handler("orders")
+            async def never(n: int) -> None: ...
+
+            await old.start()
+            await old.stop()
+            await client.publish_many("orders", [1, 2, 3])
+
+    asyncio.run(leave_a_group_behind())
+    own = run_cli("stats", env={"APP_NAME": "shop"})
+    assert own.returncode == 0, own.stderr
+    assert "old-app" not in own.stdout  # another app's group: only with --all
+    every = run_cli("stats", "--all", env={"APP_NAME": "shop"})
+    row = next(line for line in every.stdout.splitlines() if line.startswith("orders "))
+    assert row.split()[1:3] == ["old-app", "3"]
+    assert row.endswith("no live member")
+    done = run_cli("undeclare", "orders", "old-app")
+    assert done.returncode == 0, done.stderr
+    assert "3 waiting messages moved to its dead letters" in done.stdout
+    after = run_cli("stats", "--all")
+    row = next(line for line in after.stdout.splitlines() if line.startswith("orders "))
+    assert row.split()[2:6] == ["0", "0", "0", "3"]  # queued 0, dead 3
+    refused = run_cli("undeclare", "bad name", "old-app")
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1
