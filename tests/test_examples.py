@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,24 +33,36 @@ async def test_client_in_memory_mode_runs_the_worker_in_its_own_process() -> Non
     assert "Traceback" not in out
 
 
-async def test_client_talks_to_a_broker_worker_process_on_redis() -> None:
-    """`BROKER_MODE=redis broker worker worker:app` in one shell, `python client.py` in another."""
+@pytest.fixture
+def redis_env() -> Iterator[dict[str, str]]:
+    """BROKER_MODE=redis on the test Redis, under a prefix of this test's own (deleted after)."""
     require_redis_server()
     url = shared_redis_url()
     if not shared_redis_ok(url):
         pytest.fail(f"no Redis answers at {url}")
     prefix = f"test-examples-{uuid.uuid4().hex[:12]}"
-    env = program_env(BROKER_MODE="redis", REDIS_URL=url, QUEUE_PREFIX=prefix)
     try:
-        async with serve(["-m", "broker", "worker", "worker:app"], EXAMPLES, env) as worker:
-            code, out = await run_program(["client.py"], EXAMPLES, env)
-            assert code == 0, f"{out}\nworker:\n{worker.output}"
-            assert "memory mode" not in out
-            assert "GET_USER_INFO -> UserInfo(id=99, name='user-99'" in out, out
-            assert "done: the order was handled" in out, out
-            assert await worker.stop() == 0, worker.output
-        assert "processing order ORD-12345 (4200 cents)" in worker.output
-        assert "Alice logged in" in worker.output
-        assert "Traceback" not in out + worker.output
+        yield program_env(BROKER_MODE="redis", REDIS_URL=url, QUEUE_PREFIX=prefix)
     finally:
         drop_prefix(url, prefix)
+
+
+async def test_client_talks_to_a_broker_worker_process_on_redis(redis_env: dict[str, str]) -> None:
+    """`BROKER_MODE=redis broker worker worker:app` in one shell, `python client.py` in another."""
+    async with serve(["-m", "broker", "worker", "worker:app"], EXAMPLES, redis_env) as worker:
+        code, out = await run_program(["client.py"], EXAMPLES, redis_env)
+        assert code == 0, f"{out}\nworker:\n{worker.output}"
+        assert "memory mode" not in out
+        assert "GET_USER_INFO -> UserInfo(id=99, name='user-99'" in out, out
+        assert "done: the order was handled" in out, out
+        assert await worker.stop() == 0, worker.output
+    assert "processing order ORD-12345 (4200 cents)" in worker.output
+    assert "Alice logged in" in worker.output
+    assert "Traceback" not in out + worker.output
+
+
+async def test_client_without_a_worker_says_how_to_start_one(redis_env: dict[str, str]) -> None:
+    code, out = await run_program(["client.py"], EXAMPLES, redis_env)
+    assert code == 1, out
+    assert "broker worker worker:app" in out
+    assert "Traceback" not in out
