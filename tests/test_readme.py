@@ -15,7 +15,10 @@ by an ``<!-- not run: reason -->`` line right above its fence; MAX_NOT_RUN bound
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import subprocess
+import sys
 import uuid
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ NOT_RUN = re.compile(r"<!--\s*not run:\s*(?P<reason>.+?)\s*-->")
 # ``print(...)  # TEXT``: TEXT is (part of) what the program prints.
 PRINTS = re.compile(r"^\s*print\(.*\)\s+#\s*(?P<text>.+?)\s*$", re.MULTILINE)
 FILE_NAME = re.compile(r"#\s*(?P<name>[A-Za-z_]\w*\.py)")
+RUFF_RULES = "E,F,W,I,B,UP,C90,SIM,RUF,ASYNC,RET"
 PYTHON_FENCES = {"python", "py"}
 SUSPECT_FENCES = {"python3", "py3", "pycon", "ipython", "Python"}
 
@@ -156,6 +160,28 @@ def check_ran(block: Block, where: str, code: int, out: str) -> None:
     assert "Traceback" not in out, f"{where} printed a traceback:\n{out}"
     for text in block.prints:
         assert text in out, f"{where} did not print {text!r}:\n{out}"
+
+
+def test_the_blocks_are_lint_clean_and_formatted(tmp_path: Path) -> None:
+    """ruff, as a user's project would run it: ``broker`` third-party, ``models.py`` local."""
+    if importlib.util.find_spec("ruff") is None:
+        pytest.skip("ruff is not installed")
+    for block in (b for s in SECTIONS for b in s.blocks):
+        (tmp_path / block.file_name).write_text(block.code, encoding="utf-8")
+    ruff = [sys.executable, "-m", "ruff"]
+    options = ["--isolated", "--no-cache", "--line-length", "100", "--target-version", "py311"]
+    for command in (["check", "--select", RUFF_RULES], ["format", "--check", "--diff"]):
+        done = subprocess.run(
+            [*ruff, *command, *options, "."],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, (
+            f"ruff {command[0]} on README blocks:\n{done.stdout}{done.stderr}"
+        )
 
 
 @pytest.mark.parametrize("section", SECTIONS, ids=[s.title for s in SECTIONS])
