@@ -1,12 +1,12 @@
-"""Every ```python block of README.md runs as written.
+"""Every ```python block of README.md runs as written, and passes ruff.
 
 How the blocks run: the blocks of one ``##`` section (with its ``###`` subsections) share a
 working directory. A block whose first line is ``# NAME.py`` is saved there under that name
 before any block runs, so the section's other blocks can import it. Then each block runs, in
 order, as a program of its own (``python NAME.py``) and must exit 0 without a traceback, having
-printed what its ``print(...)  # TEXT`` comments say. A block
-that calls ``app.run()`` is a worker: it runs in the background from the moment its app started
-until the rest of the section ran, then gets SIGTERM and must drain and exit 0.
+printed what its ``print(...)  # TEXT`` comments say. A block that calls ``app.run()`` is a
+worker: it runs in the background from the moment its app started until the rest of the
+section ran, then gets SIGTERM and must drain and exit 0.
 
 Every block runs with ``BROKER_MODE=redis`` on the Redis at ``TEST_REDIS_URL`` under a fresh
 ``QUEUE_PREFIX`` whose keys are deleted after. A block that must not run is marked in the README
