@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from broker.errors import InvalidArgument
+
 __all__ = ["ManualClock", "SystemClock"]
 
 
@@ -26,5 +28,5 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``."""
         if seconds < 0:
-            raise ValueError("a clock cannot go back")
+            raise InvalidArgument("seconds", seconds, "0 or more: a clock cannot go back")
         self._now += seconds

@@ -49,6 +49,8 @@ class _Group:
     processed: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
     topics: set[str] = field(default_factory=set)
+    seen: float = 0.0
+    """When a live member was last reported (or the group was declared)."""
 
 
 class MemoryQueue(Closing):
@@ -79,7 +81,44 @@ class MemoryQueue(Closing):
         groups = self._topics.setdefault(topic, [])
         if group not in groups:
             groups.append(group)
-        self._group(group).topics.add(topic)
+        state = self._group(group)
+        if not state.topics:
+            state.seen = self._clock.now()
+        state.topics.add(topic)
+
+    # -- group lifetimes -------------------------------------------------------------------
+
+    async def mark_alive(self, groups: Sequence[str], now: float) -> None:
+        for name in groups:
+            state = self._groups.get(name)
+            if state is not None:
+                state.seen = max(state.seen, now)
+
+    async def idle_groups(self, before: float, limit: int = 100) -> list[str]:
+        idle = [name for name, state in self._groups.items() if state.seen < before]
+        return sorted(idle)[:limit]
+
+    async def undeclare(self, topic: str | None, group: str, reason: str) -> int:
+        state = self._groups.get(group)
+        if state is None:
+            return 0
+        topics = set(state.topics) if topic is None else {topic}
+        for name in topics:
+            with contextlib.suppress(ValueError):
+                self._topics.get(name, []).remove(group)
+            if not self._topics.get(name, True):
+                del self._topics[name]
+        state.topics -= topics
+        moved = [e for e in state.backlog if e.topic in topics]
+        state.backlog = deque(e for e in state.backlog if e.topic not in topics)
+        for inbox in state.inboxes.values():
+            moved.extend(e for e in inbox.ready if e.topic in topics)
+            inbox.ready = deque(e for e in inbox.ready if e.topic not in topics)
+        for envelope in moved:
+            self._add_dead(state, group, envelope, reason)
+        if not state.topics and not state.dead and not state.inboxes:
+            del self._groups[group]
+        return len(moved)
 
     async def groups(self, topic: str) -> list[str]:
         return list(self._topics.get(topic, ()))

@@ -1,7 +1,7 @@
 """broker: asyncio messaging between services with single delivery and balancing strategies."""
 
 from backends.clock import ManualClock, SystemClock
-from broker.app import App, AppInfo
+from broker.app import TASK_GROUP, App, AppInfo
 from broker.client import Client, Health, Stats
 from broker.config import Config, parse_duration
 from broker.errors import (
@@ -11,7 +11,10 @@ from broker.errors import (
     ClientClosed,
     ConfigError,
     HandlerError,
+    InvalidArgument,
     InvalidTopic,
+    MissingDependency,
+    NoResponder,
     PayloadTooLarge,
     RemoteError,
     RequestTimeout,
@@ -68,10 +71,13 @@ __all__ = [
     "HandlerError",
     "HandlerFunc",
     "Health",
+    "InvalidArgument",
     "InvalidTopic",
     "ManualClock",
     "MemberInfo",
     "Message",
+    "MissingDependency",
+    "NoResponder",
     "PayloadTooLarge",
     "Queue",
     "Registry",
@@ -84,6 +90,7 @@ __all__ = [
     "Subscriber",
     "SyncProducer",
     "SystemClock",
+    "TASK_GROUP",
     "__version__",
     "client_from_env",
     "new_client",

@@ -10,6 +10,11 @@
 Names: a task ``NAME`` is published on topic ``task:NAME``, a request on ``rpc:NAME``, an event
 on channel ``event:NAME``; each kind has its own namespace, so a task and an event may share
 a name.
+
+Tasks and requests run once per enqueue / request in the whole deployment, whatever the number
+of apps handling the name: they go to one consumer group, `TASK_GROUP`, that every app joins
+with the names it handles, and the balancer gives each to one live member handling its name.
+Events reach every app listening.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any, Self, TypeVar, overload
 import msgspec
 
 from broker.client import Client, Health, Stats
-from broker.errors import ClientClosed, HandlerError
+from broker.errors import ClientClosed, HandlerError, InvalidArgument
 from broker.events import Listener, send_event
 from broker.factory import client_from_env
 from broker.handlers import Handler, HandlerFunc
@@ -35,7 +40,7 @@ from broker.message import check_name
 from broker.rpc import Requester, Responder
 from broker.subscriber import Subscriber
 
-__all__ = ["App", "AppInfo"]
+__all__ = ["TASK_GROUP", "App", "AppInfo"]
 
 log = logging.getLogger("broker")
 F = TypeVar("F", bound=HandlerFunc)
@@ -44,6 +49,8 @@ R = TypeVar("R")
 TASK_PREFIX = "task:"
 REQUEST_PREFIX = "rpc:"
 EVENT_PREFIX = "event:"
+TASK_GROUP = "broker.tasks"
+"""The consumer group of every task and request, shared by all apps under one prefix."""
 
 
 class AppInfo(msgspec.Struct, frozen=True):
@@ -65,16 +72,20 @@ class App:
     (request/reply with a timeout) over one `Client`.
 
     The same object produces (`enqueue`, `broadcast`, `request`) and, once started, consumes:
-    its task and request handlers make it one member of the group, balanced by the client's
-    strategy; its event handlers each listen on their channel.
+    its task and request handlers make it one member of the task group, balanced by the
+    client's strategy among the members handling each name; its event handlers each listen on
+    their channel. A task or request runs once, whatever the number of apps handling its name.
 
-    A task no running worker handles is not dropped: it waits, stored, until a worker of the
-    group with ``on_task`` for its name joins (see ``stats()`` for what waits).
+    A task no running worker handles is not dropped: it waits, stored, until a worker with
+    ``on_task`` for its name joins (see ``stats()`` for what waits). A request no live worker
+    handles fails at once with `NoResponder`.
 
     Args:
         client: the client to run on; closed with the app only if ``owns_client``.
         max_jobs: handlers running at once in this member (default ``config.max_jobs``).
-        group: consumer group for tasks and requests (default: the app name).
+        group: consumer group for tasks and requests (default `TASK_GROUP`, shared by every
+            app); another name keeps a separate set of workers, which only producers using the
+            same ``group`` reach.
         weight: this member's share under the ``weighted`` strategy.
         event_buffer: events buffered per listener before the oldest are dropped.
         owns_client: close the client when the app stops (`from_env` sets it).
@@ -91,12 +102,13 @@ class App:
         owns_client: bool = False,
     ) -> None:
         if max_jobs is not None and max_jobs < 1:
-            raise ValueError("max_jobs is 1 or more")
+            raise InvalidArgument("max_jobs", max_jobs, "an integer of 1 or more")
         if event_buffer < 1:
-            raise ValueError("event_buffer is 1 or more")
+            raise InvalidArgument("event_buffer", event_buffer, "an integer of 1 or more")
         self.client = client
         self.max_jobs = max_jobs or client.config.max_jobs
-        self.group = check_name(group or client.config.app_name, "group")
+        self.group = check_name(group or TASK_GROUP, "group")
+        client.include_group(self.group)
         self.weight = weight
         self._event_buffer = event_buffer
         self._owns_client = owns_client
@@ -162,14 +174,14 @@ class App:
         headers: dict[str, str] | None = None,
         max_attempts: int | None = None,
     ) -> str:
-        """Queue task ``name``; one worker of each group handling it runs it. Returns its id.
+        """Queue task ``name``; one worker handling it runs it, once. Returns its id.
 
         Raises:
             InvalidTopic, PayloadTooLarge, SerializationError: before anything is stored.
         """
         topic = TASK_PREFIX + check_name(name, "task name")
         return await self.client.publish(
-            topic, payload, key=key, headers=headers, max_attempts=max_attempts
+            topic, payload, key=key, headers=headers, max_attempts=max_attempts, group=self.group
         )
 
     async def enqueue_many(
@@ -184,7 +196,12 @@ class App:
         """Queue several tasks ``name`` in one batch; returns their ids."""
         topic = TASK_PREFIX + check_name(name, "task name")
         return await self.client.publish_many(
-            topic, payloads, keys=keys, headers=headers, max_attempts=max_attempts
+            topic,
+            payloads,
+            keys=keys,
+            headers=headers,
+            max_attempts=max_attempts,
+            group=self.group,
         )
 
     async def broadcast(
@@ -245,6 +262,7 @@ class App:
             headers: string metadata for the handler.
 
         Raises:
+            NoResponder: no live worker handles ``name`` (nothing was stored or run).
             RequestTimeout: no reply in ``timeout`` seconds (the request is then dropped
                 unrun if a worker finds it later).
             RemoteError: the handler raised; carries the remote type and message.
@@ -256,7 +274,14 @@ class App:
                 self._returns[name] = _return_type(self._requests[name])
             returns = self._returns[name]
         return await self._requester.request(
-            name, topic, payload, timeout=timeout, returns=returns, key=key, headers=headers
+            name,
+            topic,
+            payload,
+            group=self.group,
+            timeout=timeout,
+            returns=returns,
+            key=key,
+            headers=headers,
         )
 
     # -- running ---------------------------------------------------------------------------
@@ -319,6 +344,7 @@ class App:
             member.add_handler(TASK_PREFIX + name, func)
         for name, func in self._requests.items():
             responder = Responder(self.client, Handler(name, func), self._executor)
+            self._responders.append(responder)
             member.add_handler(REQUEST_PREFIX + name, responder.respond, payload_type=msgspec.Raw)
         self._subscriber = member
         await member.start()
@@ -379,9 +405,9 @@ class App:
 
     # -- operations ------------------------------------------------------------------------
 
-    async def stats(self) -> Stats:
-        """The client's queue and member statistics."""
-        return await self.client.stats()
+    async def stats(self, *, all_groups: bool = False) -> Stats:
+        """Queue and member statistics of this app's groups (or of every group)."""
+        return await self.client.stats(all_groups=all_groups)
 
     async def health(self) -> Health:
         """Whether the backend and the balancer answer."""
@@ -396,6 +422,12 @@ class App:
     def late_replies(self) -> int:
         """Replies that came after their request had timed out (dropped)."""
         return self._requester.late_replies
+
+    @property
+    def expired_requests(self) -> int:
+        """Requests this app's workers dropped unrun after their deadline, or cancelled at
+        it (the caller had given up)."""
+        return sum(responder.expired for responder in self._responders)
 
     @property
     def dropped_events(self) -> int:

@@ -11,19 +11,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import inspect
 import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from broker.app import App
+from broker import __version__
+from broker.app import TASK_GROUP, App
+from broker.client import Client
 from broker.config import Config
 from broker.errors import BrokerError
-from broker.factory import client_from_env
+from broker.factory import new_client
 
 __all__ = ["main"]
 
@@ -62,7 +66,8 @@ def _setup_logging(level: str, style: str) -> None:
 
 
 def load_app(target: str) -> App:
-    """Import ``module:attribute`` (from the current directory too) and return the App.
+    """Import ``module:attribute`` (from the current directory too; the module may also be a
+    ``path/to/file.py``) and return the App, calling the attribute if it is an app factory.
 
     Raises:
         BrokerError: the target is malformed, cannot be imported or is not an App.
@@ -70,17 +75,18 @@ def load_app(target: str) -> App:
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise BrokerError(f"{target!r} is not module:attribute, e.g. myservice.worker:app")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    module_name = _importable(module_name)
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except (ImportError, TypeError) as exc:  # TypeError: a relative name such as ../x
         raise BrokerError(f"cannot import {module_name!r}: {exc}") from exc
     found: Any = module
     for part in attribute.split("."):
         found = getattr(found, part, None)
         if found is None:
             raise BrokerError(f"{module_name!r} has no attribute {attribute!r}")
+    if inspect.iscoroutinefunction(found):
+        raise BrokerError(f"{target} is an async function; give an App or a function returning one")
     if callable(found) and not isinstance(found, App):
         found = found()  # an app factory
     if not isinstance(found, App):
@@ -88,11 +94,27 @@ def load_app(target: str) -> App:
     return found
 
 
+def _importable(module: str) -> str:
+    """The module name to import, with its directory on ``sys.path`` (a ``.py`` path's own)."""
+    directory = os.getcwd()
+    if module.endswith(".py"):
+        path = Path(module)
+        if not path.is_file():
+            raise BrokerError(f"{module}: no such file")
+        directory, module = str(path.resolve().parent), path.stem
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    return module
+
+
+_LOCAL = "(in this process only: set BROKER_MODE=redis for other processes to reach it)"
+
+
 def _banner(app: App, target: str) -> str:
     info = app.info()
     rows = [
         ("app", f"{info.app} (group {info.group}) from {target}"),
-        ("mode", info.mode + ("" if info.mode == "memory" else f"  {info.config['redis_url']}")),
+        ("mode", f"{info.mode}  {info.config['redis_url'] if info.mode != 'memory' else _LOCAL}"),
         ("strategy", info.strategy),
         ("max jobs", str(info.max_jobs)),
         ("tasks", ", ".join(info.tasks) or "-"),
@@ -123,65 +145,150 @@ def _worker(args: argparse.Namespace) -> int:
             f"to let --mode choose, or drop --mode"
         )
     if args.max_jobs is not None:
-        if args.max_jobs < 1:
-            raise BrokerError("--max-jobs is 1 or more")
         app.max_jobs = args.max_jobs
     asyncio.run(_run_worker(app, args.app))
     return 0
 
 
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]], indent: str = "") -> list[str]:
+    """Lines of a table whose columns fit their longest cell: text left-aligned, numbers right."""
+    cells = [[str(v) for v in row] for row in rows]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(header)]
+    numeric = [
+        bool(rows) and all(isinstance(row[i], int | float) for row in rows)
+        for i in range(len(header))
+    ]
+    lines = []
+    for row in [list(header), *cells]:
+        line = "  ".join(
+            c.rjust(w) if n else c.ljust(w) for c, w, n in zip(row, widths, numeric, strict=True)
+        )
+        lines.append(indent + line.rstrip())
+    return lines
+
+
 def _config(args: argparse.Namespace) -> int:
-    for name, value in Config.from_env().describe().items():
-        print(f"{name:<20} {value}")
+    settings = Config.from_env().describe().items()
+    print("\n".join(_table(("setting", "value"), list(settings))[1:]))
     return 0
+
+
+def _inspector(command: str) -> Client:
+    """A client on the deployment the environment names, which must live outside this process."""
+    config = Config.from_env()
+    if config.mode == "memory":
+        raise BrokerError(
+            f"{command}: BROKER_MODE is memory, whose in-process backend another process cannot "
+            "inspect; set BROKER_MODE=redis or BROKER_MODE=hybrid (and REDIS_URL) to the "
+            "deployment's values"
+        )
+    return new_client(config)
 
 
 async def _health() -> int:
-    async with client_from_env() as client:
+    async with _inspector("health") as client:
         health = await client.health()
-    for part in health.components:
-        state = "ok" if part.ok else "FAILED"
-        print(f"{part.name:<10} {state:<7} {part.latency_ms:8.2f} ms  {part.detail}")
+    rows = [
+        (p.name, "ok" if p.ok else "FAILED", f"{p.latency_ms:.2f} ms", p.detail)
+        for p in health.components
+    ]
+    print("\n".join(_table(("component", "state", "latency", "detail"), rows)))
     return 0 if health.ok else 1
 
 
-async def _stats() -> int:
-    async with client_from_env() as client:
-        stats = await client.stats()
-    print(f"app {stats.app}, strategy {stats.strategy}, at {time.ctime(stats.taken_at)}")
+async def _stats(args: argparse.Namespace) -> int:
+    async with _inspector("stats") as client:
+        client.include_group(TASK_GROUP)  # the workers' group, whatever their app names
+        stats = await client.stats(all_groups=args.all)
+    scope = "every group" if args.all else f"app {stats.app}"
+    print(f"{scope}, strategy {stats.strategy}, at {time.ctime(stats.taken_at)}")
     header = ("topic", "group", "queued", "in flight", "delayed", "dead", "processed", "failed")
-    print("  ".join(f"{h:>10}" for h in header))
-    for g in stats.groups:
-        row = (g.topic, g.group, g.queued, g.in_flight, g.delayed, g.dead, g.processed, g.failed)
-        print("  ".join(f"{v!s:>10}" for v in row))
+    groups = [
+        (g.topic, g.group, g.queued, g.in_flight, g.delayed, g.dead, g.processed, g.failed)
+        + (("no live member",) if g.unattended else ("",))
+        for g in stats.groups
+    ]
+    print("\n".join(_table((*header, ""), groups)))
     print(f"{len(stats.members)} live members")
-    for m in stats.members:
-        print(f"  {m.id}  group={m.group} weight={m.weight} in_flight={m.in_flight} "
-              f"processed={m.processed} failed={m.failed} topics={','.join(m.topics)}")  # fmt: skip
+    if stats.members:
+        columns = ("member", "group", "weight", "in flight", "processed", "failed", "topics")
+        members = [
+            (m.id, m.group, m.weight, m.in_flight, m.processed, m.failed, ",".join(m.topics))
+            for m in stats.members
+        ]
+        print("\n".join(_table(columns, members, indent="  ")))
     return 0
+
+
+async def _undeclare(args: argparse.Namespace) -> int:
+    async with _inspector("undeclare") as client:
+        moved = await client.undeclare(args.topic, args.group)
+    print(
+        f"group {args.group} no longer receives {args.topic}; "
+        f"{moved} waiting messages moved to its dead letters"
+    )
+    return 0
+
+
+def _positive(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of 1 or more, not {text!r}")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="broker", description="Run broker workers and inspect a deployment."
+        prog="broker",
+        description="Run broker workers and inspect a deployment.",
+        epilog="Settings come from environment variables (BROKER_MODE, REDIS_URL, APP_NAME, ...); "
+        "`broker config` shows the effective ones.",
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"broker {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="default INFO",
+    )
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="json: one object per line"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="command", required=True)
     worker = commands.add_parser("worker", help="run the handlers of an App until stopped")
-    worker.add_argument("app", help="module:attribute of a broker.App, e.g. shop.worker:app")
-    worker.add_argument("--max-jobs", type=int, help="handlers running at once (MAX_JOBS)")
-    worker.add_argument("--mode", choices=("memory", "redis", "hybrid"), help="BROKER_MODE")
+    worker.add_argument(
+        "app",
+        help="module:attribute or path/to/file.py:attribute of a broker.App (or of a function "
+        "returning one), e.g. shop.worker:app",
+    )
+    worker.add_argument(
+        "--max-jobs", type=_positive, metavar="N", help="handlers running at once (MAX_JOBS)"
+    )
+    worker.add_argument(
+        "--mode", choices=("memory", "redis", "hybrid"), help="BROKER_MODE for App.from_env()"
+    )
     worker.set_defaults(run=_worker)
-    commands.add_parser("config", help="print the configuration from the environment").set_defaults(
-        run=_config
+    shown = {
+        "config": ("the effective configuration, secrets masked", _config),
+        "health": (
+            "check the backend and balancer answer, with latency (redis or hybrid mode)",
+            lambda _: asyncio.run(_health()),
+        ),
+    }
+    for name, (text, run) in shown.items():
+        commands.add_parser(name, help=text, description=text).set_defaults(run=run)
+    text = "queues per topic and group, and live members (redis or hybrid mode)"
+    stats = commands.add_parser("stats", help=text, description=text)
+    stats.add_argument("--all", action="store_true", help="every group, not only this app's")
+    stats.set_defaults(run=lambda a: asyncio.run(_stats(a)))
+    text = (
+        "stop giving TOPIC to GROUP now (e.g. a retired service); what waits for it moves to "
+        "its dead letters (redis or hybrid mode)"
     )
-    commands.add_parser("health", help="check the backend answers").set_defaults(
-        run=lambda _: asyncio.run(_health())
-    )
-    commands.add_parser("stats", help="queues and members of the app").set_defaults(
-        run=lambda _: asyncio.run(_stats())
-    )
+    undeclare = commands.add_parser("undeclare", help=text, description=text)
+    undeclare.add_argument("topic", help="e.g. orders.created")
+    undeclare.add_argument("group", help="the consumer group, e.g. an old APP_NAME")
+    undeclare.set_defaults(run=lambda a: asyncio.run(_undeclare(a)))
     return parser
 
 
@@ -189,12 +296,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``broker`` console script."""
     args = _parser().parse_args(argv)
     try:
-        return int(args.run(args))
+        code = int(args.run(args))
+        sys.stdout.flush()  # here, so that a closed pipe is reported below, not at exit
     except BrokerError as exc:
         print(f"broker: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`broker stats | head -1`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a process killed by SIGPIPE
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

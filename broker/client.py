@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 
 from broker.config import Config
-from broker.errors import ClientClosed, PayloadTooLarge
+from broker.errors import ClientClosed, HandlerError, InvalidArgument, PayloadTooLarge
 from broker.message import Codec, DeadLetter, Envelope, check_name, new_id
 from broker.protocols import (
     Channels,
@@ -69,6 +69,7 @@ class Client(Closing):
         channels: Channels,
         clock: Clock,
         rng: random.Random | None = None,
+        checks: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self.config = config
         self.channels = channels
@@ -79,7 +80,10 @@ class Client(Closing):
         self.codec = Codec(config.content_type)
         self.rng = rng or random.Random()
         self._subscribers: list[Subscriber] = []
-        self._groups: set[str] = set()
+        self._groups: set[str] = {config.app_name}
+        self._scopes: set[tuple[str, str]] = set()
+        self._declared: set[tuple[str, str]] = set()
+        self._checks = list(checks)
         self._maintenance: asyncio.Task[None] | None = None
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
@@ -117,7 +121,7 @@ class Client(Closing):
 
     # -- publishing ------------------------------------------------------------------------
 
-    def _envelopes(
+    def envelopes(
         self,
         topic: str,
         payloads: Sequence[object],
@@ -125,7 +129,11 @@ class Client(Closing):
         headers: dict[str, str] | None,
         max_attempts: int | None,
     ) -> list[Envelope]:
-        """Encode and size-check every payload before anything is stored."""
+        """Encode and size-check every payload (before anything is stored); for `send`.
+
+        Raises:
+            PayloadTooLarge, SerializationError: a payload does not fit or cannot be encoded.
+        """
         encode, limit = self.codec.encode, self.config.max_payload_bytes
         attempts, content_type = max_attempts or self.config.max_attempts, self.codec.content_type
         now = time.time()
@@ -149,6 +157,7 @@ class Client(Closing):
         key: str | None = None,
         headers: dict[str, str] | None = None,
         max_attempts: int | None = None,
+        group: str | None = None,
     ) -> str:
         """Publish one message; one member of every group subscribed to ``topic`` handles it.
 
@@ -158,6 +167,8 @@ class Client(Closing):
             key: routing key for the ``consistent_hash`` strategy.
             headers: string metadata carried with the message.
             max_attempts: deliveries before the message goes to the dead letters.
+            group: give the message to this one consumer group (declared on the topic if
+                needed) instead of to every group declared on ``topic``.
 
         Returns:
             The message id.
@@ -167,8 +178,11 @@ class Client(Closing):
         """
         self._check_open()
         check_name(topic)
-        envelopes = self._envelopes(topic, [payload], [key], headers, max_attempts)
-        await self._deliver(topic, envelopes)
+        envelopes = self.envelopes(topic, [payload], [key], headers, max_attempts)
+        if group is None:
+            await self._deliver(topic, envelopes)
+        else:
+            await self.send(check_name(group, "group"), topic, envelopes)
         return envelopes[0].id
 
     async def publish_many(
@@ -179,28 +193,84 @@ class Client(Closing):
         keys: Sequence[str | None] | None = None,
         headers: dict[str, str] | None = None,
         max_attempts: int | None = None,
+        group: str | None = None,
     ) -> list[str]:
         """Publish several messages to one topic in one batch; returns their ids.
 
-        Every payload is encoded and checked before any is stored.
+        Every payload is encoded and checked before any is stored. ``group`` as for `publish`.
         """
         self._check_open()
         check_name(topic)
+        if group is not None:
+            check_name(group, "group")
         if keys is not None and len(keys) != len(payloads):
-            raise ValueError(f"got {len(keys)} keys for {len(payloads)} payloads")
-        envelopes = self._envelopes(topic, payloads, keys, headers, max_attempts)
-        if envelopes:
+            raise InvalidArgument("keys", len(keys), f"as many keys as payloads ({len(payloads)})")
+        envelopes = self.envelopes(topic, payloads, keys, headers, max_attempts)
+        if envelopes and group is None:
             await self._deliver(topic, envelopes)
+        elif envelopes:
+            await self.send(group or "", topic, envelopes)
         return [e.id for e in envelopes]
 
     async def _deliver(self, topic: str, envelopes: Sequence[Envelope]) -> None:
+        if self._checks:
+            await self.ready()
         groups = await self.queue.groups(topic)
         if not groups:
             await self.queue.declare(topic, self.config.app_name)
             groups = [self.config.app_name]
         for group in groups:
-            self._groups.add(group)
+            self._use(group, topic)
             await self.dispatcher.dispatch(group, topic, envelopes)
+
+    async def send(
+        self,
+        group: str,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        *,
+        require_member: bool = False,
+    ) -> int:
+        """Give built envelopes to one group only (declaring it on ``topic`` once per client).
+
+        With ``require_member``, an envelope no live member of ``group`` handles is not stored
+        at all. Returns how many were placed on a live member.
+        """
+        self._check_open()
+        if self._checks:
+            await self.ready()
+        if (group, topic) not in self._declared:
+            await self.queue.declare(topic, group)
+            if len(self._declared) < 10_000:
+                self._declared.add((group, topic))
+        self._use(group, topic)
+        return await self.dispatcher.dispatch(
+            group, topic, envelopes, require_member=require_member
+        )
+
+    def include_group(self, group: str) -> None:
+        """Count ``group`` among this client's own, which `stats` shows by default."""
+        self._groups.add(check_name(group, "group"))
+
+    def _use(self, group: str, topic: str) -> None:
+        """Remember a group and topic this client works with (the scope of `join`, `stats`)."""
+        if (group, topic) not in self._scopes and len(self._scopes) < 10_000:
+            self._scopes.add((group, topic))
+            self._groups.add(group)
+
+    async def ready(self) -> None:
+        """Run the backend's start-up checks now (the first publish or start does it).
+
+        Raises:
+            ConfigError: e.g. another client of a different mode uses the same Redis prefix.
+        """
+        checks, self._checks = self._checks, []
+        try:
+            for check in checks:
+                await check()
+        except BaseException:
+            self._checks = checks
+            raise
 
     # -- subscribing -----------------------------------------------------------------------
 
@@ -225,14 +295,15 @@ class Client(Closing):
             self,
             group=check_name(group or self.config.app_name, "group"),
             weight=weight,
-            max_jobs=max_jobs or self.config.max_jobs,
+            max_jobs=self.config.max_jobs if max_jobs is None else max_jobs,
             member_id=member_id,
         )
         self._subscribers.append(subscriber)
         return subscriber
 
     def _started(self, subscriber: Subscriber) -> None:
-        self._groups.add(subscriber.group)
+        for topic in subscriber.topics:
+            self._use(subscriber.group, topic)
         if self._maintenance is None:
             self._maintenance = asyncio.create_task(self._maintain(), name="broker-cleanup")
 
@@ -262,7 +333,55 @@ class Client(Closing):
         moved += await self.dispatcher.expire_leases()
         for group in sorted(self._groups):
             moved += await self.dispatcher.drain_backlog(group)
+        await self.retire_idle_groups()
         return moved
+
+    async def retire_idle_groups(self) -> list[str]:
+        """Retire every group with no live member for ``group_retention`` (run by `cleanup`).
+
+        This client's running groups are marked alive first. A retired group no longer
+        receives messages; what waited for it moves to its dead letters ("group retired").
+
+        Returns:
+            The groups retired.
+        """
+        now = self.clock.now()
+        running = sorted({s.group for s in self._subscribers if s.running})
+        await self.queue.mark_alive(running, now)
+        retired: list[str] = []
+        for group in await self.queue.idle_groups(now - self.config.group_retention):
+            if await self.registry.members(group):
+                await self.queue.mark_alive([group], now)
+                continue
+            moved = await self.queue.undeclare(None, group, "group retired")
+            if moved:
+                log.warning(
+                    "group %s had no live member for %gs: retired, %d waiting messages moved "
+                    "to its dead letters",
+                    group, self.config.group_retention, moved,
+                )  # fmt: skip
+            retired.append(group)
+        return retired
+
+    async def undeclare(self, topic: str, group: str) -> int:
+        """Stop giving ``topic`` to ``group`` now; what waits for it there moves to the dead
+        letters (reason "group undeclared"). Returns how many messages moved.
+
+        Raises:
+            HandlerError: a live member of ``group`` still handles ``topic``.
+        """
+        self._check_open()
+        check_name(topic)
+        check_name(group, "group")
+        handling = [m.id for m in await self.registry.members(group) if topic in m.topics]
+        if handling:
+            raise HandlerError(
+                f"group {group!r} still has live members handling {topic!r} ({handling[0]}"
+                f"{', ...' if len(handling) > 1 else ''}): stop them first"
+            )
+        self._declared = {d for d in self._declared if d != (group, topic)}
+        self._scopes.discard((group, topic))
+        return await self.queue.undeclare(topic, group, "group undeclared")
 
     # -- operations ------------------------------------------------------------------------
 
@@ -273,7 +392,7 @@ class Client(Closing):
     async def set_weight(self, member: str, weight: int, *, group: str | None = None) -> bool:
         """Change a member's weight; applies from the next message. False if it is unknown."""
         if weight < 0:
-            raise ValueError("a weight is zero or more")
+            raise InvalidArgument("weight", weight, "an integer of 0 or more")
         return await self.registry.set_weight(group or self.config.app_name, member, weight)
 
     async def dead_letters(self, group: str | None = None, limit: int = 100) -> list[DeadLetter]:
@@ -294,11 +413,28 @@ class Client(Closing):
         """Delete dead letters for good; returns how many."""
         return len(await self.queue.take_dead(ids))
 
-    async def stats(self) -> Stats:
-        """Queue counts per topic and group, and the live members of the known groups."""
-        groups = await self.queue.stats()
-        names = sorted(self._groups | {g.group for g in groups})
+    async def stats(self, *, all_groups: bool = False) -> Stats:
+        """Queue counts and live members of this client's groups (or of every group).
+
+        This client's groups are its app's group and those it published to or subscribed in.
+
+        Args:
+            all_groups: every group under the prefix, e.g. other apps' (default: this
+                client's own).
+        """
+        if self._checks:
+            await self.ready()
+        found = await self.queue.stats()
+        groups = found if all_groups else [g for g in found if g.group in self._groups]
+        names = sorted({g.group for g in groups} | (set() if all_groups else self._groups))
         members = [m for name in names for m in await self.registry.members(name)]
+        handled = {(m.group, t) for m in members for t in m.topics}
+        groups = [
+            msgspec.structs.replace(g, unattended=True)
+            if g.queued and (g.group, g.topic) not in handled
+            else g
+            for g in groups
+        ]
         return Stats(
             app=self.config.app_name,
             strategy=self.config.strategy,
@@ -320,8 +456,13 @@ class Client(Closing):
             registry = ComponentHealth("balancer", False, 0.0, f"{type(exc).__name__}: {exc}")
         return Health(ok=backend.ok and registry.ok, components=[backend, registry])
 
-    async def join(self, timeout: float = 30.0) -> None:
+    async def join(self, timeout: float = 30.0, *, all_groups: bool = False) -> None:
         """Wait until nothing is queued, delayed or in flight (a test and shutdown helper).
+
+        Args:
+            timeout: seconds to wait at most.
+            all_groups: wait on every group and topic under the prefix (default: the topics
+                this client published to or handles, in the groups it used for them).
 
         Raises:
             TimeoutError: work remained after ``timeout`` seconds.
@@ -329,7 +470,13 @@ class Client(Closing):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            pending = sum(g.queued + g.in_flight + g.delayed for g in await self.queue.stats())
+            found = await self.queue.stats()
+            scopes = self._scopes
+            pending = sum(
+                g.queued + g.in_flight + g.delayed
+                for g in found
+                if all_groups or (g.group, g.topic) in scopes
+            )
             if pending == 0:
                 return
             if loop.time() > deadline:

@@ -3,37 +3,51 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Literal, Self, cast, get_args
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from broker.errors import ConfigError, InvalidTopic
 from broker.message import CONTENT_TYPES, ContentType, check_name
+from broker.redis_settings import check_balancer, compose_url, mask
 
 __all__ = ["Config", "Mode", "parse_duration"]
 
 Mode = Literal["memory", "redis", "hybrid"]
 STRATEGY_NAMES = ("round_robin", "consistent_hash", "weighted", "least_conn")
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+log = logging.getLogger("broker")
+
+_NUMBER = r"\d+(?:\.\d+)?"
+# Units largest first, each at most once: 7d, 2h, 1m30s, 1.5s, 500ms, 1h2m3s4ms; or seconds.
+_DURATION = re.compile(
+    rf"(?:(?P<d>{_NUMBER})d)?(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m(?!s))?(?:(?P<s>{_NUMBER})s)?"
+    rf"(?:(?P<ms>{_NUMBER})ms)?|(?P<plain>{_NUMBER})"
+)
+_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "plain": 1.0}
 
 
 def parse_duration(value: str, variable: str = "duration") -> float:
-    """Seconds from ``30s``, ``1m``, ``500ms``, ``2h`` or a plain number of seconds."""
-    match = _DURATION.fullmatch(value)
-    if match is None:
-        raise ConfigError(variable, value, "a duration such as 30s, 1m, 500ms or 2h")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    """Seconds from ``30s``, ``1m30s``, ``1.5s``, ``500ms``, ``2h``, ``7d`` or plain seconds.
+
+    Raises:
+        ConfigError: ``value`` is not such a duration; the message names ``variable``.
+    """
+    match = _DURATION.fullmatch(value.strip())
+    if match is None or not any(match.groups()):
+        raise ConfigError(variable, value, "a duration such as 30s, 1m30s, 1.5s, 500ms or 2h")
+    return sum(float(n) * _UNITS[unit] for unit, n in match.groupdict().items() if n is not None)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     """Everything a client needs; every field has an environment variable (see `from_env`).
 
-    Durations are seconds. Build variants with `replace`.
+    Durations are seconds. Build variants with `replace`. ``heartbeat_interval`` left at 0
+    becomes a third of ``heartbeat_ttl`` (and follows it through `replace`).
     """
 
     app_name: str = "app"
@@ -41,7 +55,7 @@ class Config:
     redis_url: str = "redis://127.0.0.1:6379/0"
     strategy: str = "round_robin"
     heartbeat_ttl: float = 30.0
-    heartbeat_interval: float = 10.0
+    heartbeat_interval: float = 0.0
     cleanup_interval: float = 60.0
     lease: float = 30.0
     max_jobs: int = 10
@@ -50,18 +64,25 @@ class Config:
     retry_backoff_max: float = 300.0
     grace_period: float = 30.0
     groups_cache: float = 1.0
+    group_retention: float = 7 * 86400.0
     max_payload_bytes: int = 1_048_576
     content_type: ContentType = "msgpack"
     prefix: str = "broker"
     pool_size: int = 50
-    max_retries: int = 3
     cluster: bool = False
+    _derived_interval: bool = dataclasses.field(
+        default=False, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         try:
-            check_name(self.app_name, "app name")
+            check_name(self.app_name, "name")
         except InvalidTopic as exc:
-            raise ConfigError("APP_NAME", self.app_name, exc.reason) from None
+            accepted = f"1-200 characters of letters, digits and ._-:/ ({exc.reason})"
+            raise ConfigError("APP_NAME", self.app_name, accepted) from None
+        if self.heartbeat_interval == 0:
+            object.__setattr__(self, "heartbeat_interval", self.heartbeat_ttl / 3)
+            object.__setattr__(self, "_derived_interval", True)
         self._check_choices()
         self._check_numbers()
 
@@ -74,14 +95,21 @@ class Config:
             raise ConfigError("CONTENT_TYPE", self.content_type, "msgpack or json")
 
     def _check_numbers(self) -> None:
-        for name in ("heartbeat_ttl", "heartbeat_interval", "cleanup_interval", "lease"):
+        for name in (
+            "heartbeat_ttl",
+            "heartbeat_interval",
+            "cleanup_interval",
+            "lease",
+            "group_retention",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(name, getattr(self, name), "a duration above zero")
         if self.heartbeat_interval >= self.heartbeat_ttl:
             raise ConfigError(
                 "heartbeat_interval",
                 self.heartbeat_interval,
-                f"a duration below the heartbeat TTL ({self.heartbeat_ttl}s)",
+                f"a duration below the heartbeat TTL ({self.heartbeat_ttl:g}s), "
+                "or unset for a third of it",
             )
         for name in ("max_jobs", "max_attempts", "max_payload_bytes", "pool_size"):
             if getattr(self, name) < 1:
@@ -91,7 +119,10 @@ class Config:
                 raise ConfigError(name, getattr(self, name), "a duration of zero or more")
 
     def replace(self, **changes: object) -> Self:
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again); a derived heartbeat interval
+        is derived again from the new TTL."""
+        if self._derived_interval and "heartbeat_interval" not in changes:
+            changes["heartbeat_interval"] = 0.0
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod
@@ -123,19 +154,21 @@ class Config:
         }
         if (mode := _mode(parsed)) is not None:
             values["mode"] = mode
-        if (url := _redis_url(parsed)) is not None:
+        if (url := compose_url(parsed)) is not None:
             values["redis_url"] = url
+        _warn_ignored(parsed)
         try:
             config = cls(**values)  # type: ignore[arg-type]
         except ConfigError as exc:
             raise ConfigError(_env_name(exc.variable), exc.value, exc.accepted) from None
-        _check_balancer(parsed, config.prefix, config.redis_url)
+        check_balancer(parsed, config.prefix, config.redis_url)
         return config
 
     def describe(self) -> dict[str, str]:
-        """The effective settings as strings, with any password in the Redis URL masked."""
-        shown = {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
-        shown["redis_url"] = _mask(self.redis_url)
+        """The effective settings as strings (durations as ``1.5s``), with any password in the
+        Redis URL masked."""
+        shown = {f.name: _show(getattr(self, f.name)) for f in dataclasses.fields(self) if f.init}
+        shown["redis_url"] = mask(self.redis_url)
         return shown
 
 
@@ -144,7 +177,7 @@ _Kind = str | tuple[str, ...]
 _BACKENDS = ("memory", "redis")
 
 # Variables without a field are composed: into `mode` by `_mode`, into `redis_url` by
-# `_redis_url`, or only checked, by `_check_balancer`.
+# `compose_url`, or only checked, by `check_balancer` (both in `broker.redis_settings`).
 _VARIABLES: dict[str, tuple[str | None, _Kind]] = {
     "APP_NAME": ("app_name", "str"),
     "BROKER_MODE": ("mode", get_args(Mode)),
@@ -176,29 +209,14 @@ _VARIABLES: dict[str, tuple[str | None, _Kind]] = {
     "RETRY_BACKOFF_MAX": ("retry_backoff_max", "duration"),
     "GRACE_PERIOD": ("grace_period", "duration"),
     "GROUPS_CACHE": ("groups_cache", "duration"),
+    "GROUP_RETENTION": ("group_retention", "duration"),
     "MAX_PAYLOAD_BYTES": ("max_payload_bytes", "int"),
     "CONTENT_TYPE": ("content_type", CONTENT_TYPES),
     "QUEUE_PREFIX": ("prefix", "str"),
     "QUEUE_REDIS_POOL_SIZE": ("pool_size", "int"),
-    "QUEUE_REDIS_MAX_RETRIES": ("max_retries", "int"),
+    "QUEUE_REDIS_MAX_RETRIES": (None, "str"),
     "REDIS_CLUSTER": ("cluster", "bool"),
 }
-_TLS_QUERY = {
-    "REDIS_TLS_CA_FILE": "ssl_ca_certs",
-    "REDIS_TLS_CERT_FILE": "ssl_certfile",
-    "REDIS_TLS_KEY_FILE": "ssl_keyfile",
-}
-_TLS_OPTIONS = (*_TLS_QUERY, "REDIS_TLS_VERIFY")
-_URL_PARTS = (
-    "REDIS_ADDR",
-    "QUEUE_REDIS_ADDR",
-    "QUEUE_REDIS_DB",
-    "REDIS_USERNAME",
-    "REDIS_PASSWORD",
-    "QUEUE_REDIS_PASSWORD",
-    "REDIS_TLS",
-    *_TLS_OPTIONS,
-)
 # (queue type, balancer type) of each mode.
 _PAIRS: dict[Mode, tuple[str, str]] = {
     "memory": ("memory", "memory"),
@@ -214,6 +232,25 @@ _ACCEPTED = {
     "url": "a Redis URL such as redis://host:6379/0, rediss://user:password@host:6379/0 "
     "or unix:///run/redis.sock",
 }
+
+
+# Accepted without effect, so that deployments setting them keep starting: variable -> why.
+_IGNORED = {
+    "QUEUE_REDIS_MAX_RETRIES": "a command that hits a dropped connection is not re-sent (it may "
+    "have run); the next call reconnects and worker loops retry with backoff",
+}
+_warned: set[str] = set()
+
+
+def _warn_ignored(parsed: Mapping[str, object]) -> None:
+    for variable, why in _IGNORED.items():
+        if variable in parsed and variable not in _warned:
+            _warned.add(variable)
+            log.warning("%s is set but has no effect and is ignored: %s", variable, why)
+
+
+def _show(value: object) -> str:
+    return f"{value:g}s" if isinstance(value, float) else str(value)  # every float is a duration
 
 
 def _env_name(field: str) -> str:
@@ -238,7 +275,7 @@ def _parse(variable: str, raw: str, kind: _Kind) -> object:
     try:
         return _PARSERS[kind](text)
     except ValueError:
-        shown = _mask(text) if kind == "url" else text
+        shown = mask(text) if kind == "url" else text
         raise ConfigError(variable, shown, _ACCEPTED[kind]) from None
 
 
@@ -286,11 +323,6 @@ def _one_of(words: tuple[str, ...]) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1]
 
 
-def _mask(url: str) -> str:
-    # Up to the last "@", so a password written with an unquoted "@" is masked whole.
-    return re.sub(r"(//[^:/@]*:).*@", r"\1***@", url)
-
-
 def _mode(parsed: Mapping[str, object]) -> Mode | None:
     queue = cast("str | None", parsed.get("QUEUE_TYPE"))
     balancer = cast("str | None", parsed.get("BALANCER_TYPE"))
@@ -317,80 +349,3 @@ def _mode(parsed: Mapping[str, object]) -> Mode | None:
             "(BALANCER_TYPE); or leave BROKER_MODE unset",
         )
     return mode
-
-
-def _redis_url(parsed: Mapping[str, object]) -> str | None:
-    given = [variable for variable in _URL_PARTS if variable in parsed]
-    if not given:
-        return None
-    if "REDIS_URL" in parsed:
-        variable = given[0]
-        raise ConfigError(
-            variable,
-            "***" if _VARIABLES[variable][1] == "secret" else parsed[variable],
-            "no value while REDIS_URL is set: put the address, db, user, password and TLS "
-            "files in REDIS_URL (rediss://user:password@host:6379/0?ssl_ca_certs=/ca.pem), "
-            "or unset REDIS_URL and use the separate variables",
-        )
-    address = _first(parsed, "QUEUE_REDIS_ADDR", "REDIS_ADDR") or "127.0.0.1:6379"
-    user = quote(_first(parsed, "REDIS_USERNAME") or "", safe="")
-    password = _first(parsed, "QUEUE_REDIS_PASSWORD", "REDIS_PASSWORD")
-    auth = f"{user}@" if user else ""
-    if password is not None:
-        auth = f"{user}:{quote(password, safe='')}@"
-    scheme, query = _tls(parsed)
-    return f"{scheme}://{auth}{address}/{parsed.get('QUEUE_REDIS_DB', 0)}{query}"
-
-
-def _first(parsed: Mapping[str, object], *variables: str) -> str | None:
-    for variable in variables:
-        if variable in parsed:
-            return str(parsed[variable])
-    return None
-
-
-def _tls(parsed: Mapping[str, object]) -> tuple[str, str]:
-    options = [variable for variable in _TLS_OPTIONS if variable in parsed]
-    if not parsed.get("REDIS_TLS", bool(options)):
-        if options:
-            raise ConfigError(
-                options[0], parsed[options[0]], "no value while REDIS_TLS=false, or REDIS_TLS=true"
-            )
-        return "redis", ""
-    if "REDIS_TLS_KEY_FILE" in parsed and "REDIS_TLS_CERT_FILE" not in parsed:
-        raise ConfigError(
-            "REDIS_TLS_KEY_FILE",
-            parsed["REDIS_TLS_KEY_FILE"],
-            "a key set together with REDIS_TLS_CERT_FILE, the client certificate it belongs to",
-        )
-    query = {name: parsed[variable] for variable, name in _TLS_QUERY.items() if variable in parsed}
-    if parsed.get("REDIS_TLS_VERIFY") is False:
-        query |= {"ssl_cert_reqs": "none", "ssl_check_hostname": "false"}
-    return "rediss", "?" + urlencode(query, safe="/", quote_via=quote) if query else ""
-
-
-def _check_balancer(parsed: Mapping[str, object], prefix: str, url: str) -> None:
-    split = urlsplit(url)
-    host = split.hostname or ""
-    queue: dict[str, tuple[object, str]] = {
-        "BALANCER_PREFIX": (prefix, "QUEUE_PREFIX"),
-        "BALANCER_REDIS_ADDR": (
-            f"[{host}]:{split.port or 6379}" if ":" in host else f"{host}:{split.port or 6379}",
-            "QUEUE_REDIS_ADDR, REDIS_ADDR or REDIS_URL",
-        ),
-        "BALANCER_REDIS_DB": (_url_db(split.path, split.query), "QUEUE_REDIS_DB or REDIS_URL"),
-    }
-    for variable, (value, source) in queue.items():
-        if variable in parsed and parsed[variable] != value:
-            raise ConfigError(
-                variable,
-                parsed[variable],
-                f"no value, or the queue's own {value!r} (from {source}): the balancer's state "
-                "lives with the queue and one Lua script updates both, so it cannot differ; "
-                f"unset {variable} or change {source} instead",
-            )
-
-
-def _url_db(path: str, query: str) -> int:
-    db = parse_qs(query).get("db") or [path.strip("/") or "0"]
-    return int(db[0]) if db[0].isdigit() else 0

@@ -2,12 +2,15 @@
 
     BrokerError
     ├── ConfigError            bad configuration value (names the variable and what it accepts)
+    ├── InvalidArgument        a bad argument: names it and what is accepted (also a ValueError)
+    ├── MissingDependency      an optional package is missing: names the extra (also an ImportError)
     ├── InvalidTopic           a topic or group name that would break keys or patterns
     ├── PayloadTooLarge        an encoded payload over the size limit, refused before any I/O
     ├── SerializationError     a payload msgspec cannot encode
     ├── ClientClosed           the client or subscriber was used after aclose()/stop()
     ├── HandlerError           a subscriber was set up wrongly (duplicate topic, bad signature)
     ├── RequestTimeout         an RPC request got no reply in time (also a TimeoutError)
+    ├── NoResponder            an RPC request to a name no live member handles (refused at once)
     ├── RemoteError            an RPC handler raised; carries the remote type and message
     └── BackendError           the storage or registry failed
         └── BackendUnavailable the backend could not be reached
@@ -24,7 +27,10 @@ __all__ = [
     "ClientClosed",
     "ConfigError",
     "HandlerError",
+    "InvalidArgument",
     "InvalidTopic",
+    "MissingDependency",
+    "NoResponder",
     "PayloadTooLarge",
     "RemoteError",
     "RequestTimeout",
@@ -44,6 +50,36 @@ class ConfigError(BrokerError, ValueError):
         self.value = value
         self.accepted = accepted
         super().__init__(f"{variable}={value!r} is not valid: expected {accepted}")
+
+
+class InvalidArgument(BrokerError, ValueError):
+    """An argument has a value the call does not accept.
+
+    ``argument`` names it, ``got`` is the value (or a description of it), ``accepted`` says
+    what the call takes.
+    """
+
+    def __init__(self, argument: str, got: object, accepted: str) -> None:
+        self.argument = argument
+        self.got = got
+        self.accepted = accepted
+        super().__init__(f"{argument}: got {got!r}; accepted: {accepted}")
+
+
+class MissingDependency(BrokerError, ImportError):
+    """A feature needs an optional dependency that is not installed.
+
+    ``package`` is the missing import, ``extra`` the ``broker[...]`` extra that provides it.
+    """
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        self.feature = feature
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the {package!r} package, which is not installed: "
+            f"pip install 'broker[{extra}]'"
+        )
 
 
 class InvalidTopic(BrokerError, ValueError):
@@ -88,8 +124,20 @@ class RequestTimeout(BrokerError, TimeoutError):
         self.name = name
         self.timeout = timeout
         super().__init__(
-            f"no reply to request {name!r} within {timeout:g}s (is a worker with "
-            f"on_request({name!r}) running in the same app?)"
+            f"no reply to request {name!r} within {timeout:g}s (its worker was busy, "
+            f"slow or stopped meanwhile)"
+        )
+
+
+class NoResponder(BrokerError, LookupError):
+    """No live member handles the requested name: the request was not stored or sent."""
+
+    def __init__(self, name: str, group: str) -> None:
+        self.name = name
+        self.group = group
+        super().__init__(
+            f"no live worker handles request {name!r} (group {group!r}): start a worker "
+            f"with on_request({name!r}) on the same Redis and QUEUE_PREFIX"
         )
 
 

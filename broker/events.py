@@ -37,7 +37,7 @@ async def send_event(
 ) -> int:
     """Encode event ``name`` and send it on ``channel``; returns how many listening
     processes got it."""
-    (envelope,) = client._envelopes(name, [payload], None, headers, 1)  # encoded, size-checked
+    (envelope,) = client.envelopes(name, [payload], None, headers, 1)  # encoded, size-checked
     return await client.channels.send(channel, _encode_envelope(envelope))
 
 

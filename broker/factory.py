@@ -7,12 +7,12 @@ the backends and balancers may import ``broker.message`` and ``broker.protocols`
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from broker.client import Client
 from broker.config import Config
-from broker.errors import ConfigError
+from broker.errors import MissingDependency
 from broker.protocols import Clock, Strategy, StrategyFactory
 
 __all__ = [
@@ -83,7 +83,7 @@ def new_redis_client(
             by the client).
 
     Raises:
-        ConfigError: the ``redis`` extra is not installed.
+        MissingDependency: the ``redis`` extra is not installed.
     """
     config = _configure(config, app, strategy, url=url)
     redis, owns, keys, scripts = _redis_parts(config, redis)
@@ -94,6 +94,7 @@ def new_redis_client(
         RedisDispatcher,
         RedisQueue,
         RedisRegistry,
+        claim_mode,
     )
     from balancers.strategies import make_strategy
 
@@ -114,7 +115,17 @@ def new_redis_client(
         redis, keys, scripts, clock, owns_client=owns, groups_ttl=config.groups_cache
     )
     channels = RedisChannels(redis, keys)
-    return Client(config, queue, registry, dispatcher, channels=channels, clock=clock, rng=rng)
+
+    return Client(
+        config,
+        queue,
+        registry,
+        dispatcher,
+        channels=channels,
+        clock=clock,
+        rng=rng,
+        checks=[_mode_check(claim_mode, redis, keys, "redis")],
+    )
 
 
 def new_hybrid_client(
@@ -141,7 +152,7 @@ def new_hybrid_client(
     from backends.clock import SystemClock
     from backends.hybrid import HybridDispatcher, HybridQueue
     from backends.memory import MemoryQueue
-    from backends.redis import RedisChannels, RedisQueue
+    from backends.redis import RedisChannels, RedisQueue, claim_mode
     from balancers.dispatch import LocalDispatcher
     from balancers.local import LocalBalancer
     from balancers.registry import MemoryRegistry
@@ -159,9 +170,30 @@ def new_hybrid_client(
         return {t for member in registry.live(group).values() for t in member.topics}
 
     queue = HybridQueue(durable, keys, scripts, local, process, topics_of, ttl=config.heartbeat_ttl)
-    dispatcher = HybridDispatcher(queue, LocalDispatcher(local, balancer), keys)
+    dispatcher = HybridDispatcher(
+        queue, LocalDispatcher(local, balancer), keys, ttl=config.heartbeat_ttl
+    )
     channels = RedisChannels(redis, keys)
-    return Client(config, queue, registry, dispatcher, channels=channels, clock=clock, rng=rng)
+
+    return Client(
+        config,
+        queue,
+        registry,
+        dispatcher,
+        channels=channels,
+        clock=clock,
+        rng=rng,
+        checks=[_mode_check(claim_mode, redis, keys, "hybrid")],
+    )
+
+
+def _mode_check(claim: Any, redis: Any, keys: Any, mode: str) -> Callable[[], Awaitable[None]]:
+    """The start-up check that records the prefix's mode, or refuses a client of another."""
+
+    async def check() -> None:
+        await claim(redis, keys, mode)
+
+    return check
 
 
 def _redis_parts(config: Config, redis: Any) -> tuple[Any, bool, Any, Any]:
@@ -169,14 +201,12 @@ def _redis_parts(config: Config, redis: Any) -> tuple[Any, bool, Any, Any]:
     names and the loaded scripts.
 
     Raises:
-        ConfigError: the ``redis`` extra is not installed.
+        MissingDependency: the ``redis`` extra is not installed.
     """
     try:
         from backends.redis import Keys, Scripts, connect
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ConfigError(
-            "BROKER_MODE", config.mode, "an installed redis client: pip install 'broker[redis]'"
-        ) from exc
+    except ImportError as exc:
+        raise MissingDependency(f"BROKER_MODE={config.mode}", "redis", "redis") from exc
     owns = redis is None
     if redis is None:
         redis = connect(config.redis_url, pool_size=config.pool_size, cluster=config.cluster)

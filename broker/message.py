@@ -11,7 +11,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
-from broker.errors import InvalidTopic, SerializationError
+from broker.errors import InvalidArgument, InvalidTopic, SerializationError
 
 __all__ = [
     "CONTENT_TYPES",
@@ -132,7 +132,7 @@ class Codec:
 
     def __init__(self, content_type: ContentType = "msgpack") -> None:
         if content_type not in CONTENT_TYPES:
-            raise ValueError(f"content type must be one of {CONTENT_TYPES}, not {content_type!r}")
+            raise InvalidArgument("content_type", content_type, " or ".join(CONTENT_TYPES))
         self.content_type: ContentType = content_type
         self._encode: Callable[[Any], bytes] = (
             msgspec.msgpack.Encoder().encode
@@ -160,6 +160,6 @@ class Codec:
             elif content_type == "json":
                 found = msgspec.json.Decoder(type_).decode
             else:
-                raise ValueError(f"unknown content type {content_type!r}")
+                raise InvalidArgument("content_type", content_type, " or ".join(CONTENT_TYPES))
             self._decoders[(content_type, type_)] = found
         return found

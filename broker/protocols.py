@@ -26,6 +26,7 @@ __all__ = [
     "ComponentHealth",
     "DeadLetters",
     "Dispatcher",
+    "GroupLifetimes",
     "GroupStats",
     "MemberInfo",
     "Queue",
@@ -38,7 +39,13 @@ __all__ = [
 
 
 class MemberInfo(msgspec.Struct, frozen=True):
-    """One live subscriber instance of a group, as the registry knows it."""
+    """One live subscriber instance of a group, as the registry knows it.
+
+    ``in_flight``, ``processed`` and ``failed`` are what the member reported at its last
+    heartbeat, and ``last_seen`` is that heartbeat's time: read from the registry (`Client.members`,
+    `Client.stats`) they lag by up to ``heartbeat_interval``. `Subscriber.info` overlays the
+    member's own live counters.
+    """
 
     id: str
     group: str
@@ -70,6 +77,9 @@ class GroupStats(msgspec.Struct, frozen=True):
     dead: int
     processed: int
     failed: int
+    unattended: bool = False
+    """No live member of the group handles the topic while messages wait (see `Client.stats`):
+    a group nobody runs any more, retired after ``group_retention``."""
 
 
 class ComponentHealth(msgspec.Struct, frozen=True):
@@ -192,8 +202,19 @@ class Dispatcher(Resource, Protocol):
     composes a `Balancer` and a `Queue`.
     """
 
-    async def dispatch(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> None:
-        """Give each envelope to one live member of ``group`` (or the group backlog)."""
+    async def dispatch(
+        self,
+        group: str,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        *,
+        require_member: bool = False,
+    ) -> int:
+        """Give each envelope to one live member of ``group`` handling ``topic`` (or to the
+        group backlog); returns how many went to a member.
+
+        With ``require_member``, an envelope no live member handles is not stored at all.
+        """
 
     async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
         """Dispatch messages of any topics again (replayed dead letters)."""
@@ -225,7 +246,21 @@ class DeadLetters(Protocol):
         """Remove and return the dead letters with these message ids (to replay or purge)."""
 
 
-class Queue(DeadLetters, Resource, Protocol):
+class GroupLifetimes(Protocol):
+    """Which groups still run, so that a group nobody runs any more stops receiving."""
+
+    async def mark_alive(self, groups: Sequence[str], now: float) -> None:
+        """Record that these groups have a live member at ``now``."""
+
+    async def idle_groups(self, before: float, limit: int = 100) -> list[str]:
+        """Groups declared on a topic whose last live member was seen before ``before``."""
+
+    async def undeclare(self, topic: str | None, group: str, reason: str) -> int:
+        """Stop giving ``topic`` (every topic when None) to ``group`` and move what waits for
+        it there to the dead letters with ``reason``; returns how many moved. Idempotent."""
+
+
+class Queue(GroupLifetimes, DeadLetters, Resource, Protocol):
     """Durable storage of messages per group and member, and leasing."""
 
     async def declare(self, topic: str, group: str) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from broker.errors import ClientClosed, RemoteError, RequestTimeout
+from broker.errors import ClientClosed, InvalidArgument, NoResponder, RemoteError, RequestTimeout
 from broker.handlers import Handler
 from broker.message import ContentType, Message
 
@@ -104,14 +104,16 @@ class Requester:
         topic: str,
         payload: object,
         *,
+        group: str,
         timeout: float,
         returns: Any,
         key: str | None,
         headers: dict[str, str] | None,
     ) -> Any:
-        """Publish a request and wait for its reply, its remote error or the timeout."""
+        """Publish a request to ``group`` and wait for its reply, its remote error or the
+        timeout; `NoResponder` at once when no live member of ``group`` handles ``topic``."""
         if timeout <= 0:
-            raise ValueError("a request timeout is above zero")
+            raise InvalidArgument("timeout", timeout, "a number of seconds above zero")
         loop = asyncio.get_running_loop()
         correlation = uuid.uuid4().hex
         meta = dict(headers) if headers else {}
@@ -127,7 +129,10 @@ class Requester:
             async with asyncio.timeout(timeout):
                 await self._listen()
                 self._pending[correlation] = future
-                await self._client.publish(topic, payload, key=key, headers=meta, max_attempts=1)
+                client = self._client
+                envelopes = client.envelopes(topic, [payload], [key], meta, 1)
+                if not await client.send(group, topic, envelopes, require_member=True):
+                    raise NoResponder(name, group)
                 reply = await future
         except TimeoutError:
             raise RequestTimeout(name, timeout) from None
@@ -160,26 +165,43 @@ class Responder:
         self._client = client
         self._handler = handler
         self.executor = executor
+        self.expired = 0
+        """Requests dropped unrun past their deadline or cancelled at it."""
 
     async def respond(self, message: Message[msgspec.Raw]) -> None:
-        """Run the handler for one request and send its reply."""
+        """Run the handler for one request and send its reply.
+
+        A request found after its deadline is dropped unrun; a handler still running at the
+        deadline is cancelled (a sync handler's thread runs on, its result is dropped). Both
+        count in `expired` and send nothing: the caller has given up.
+        """
         headers = message.headers
         reply_to, correlation = headers.get(REPLY_TO), headers.get(CORRELATION_ID)
         if not reply_to or not correlation:
-            raise ValueError(f"a request needs the {REPLY_TO!r} and {CORRELATION_ID!r} headers")
-        if time.time() > float(headers.get(DEADLINE, "inf")):
+            raise InvalidArgument("headers", sorted(headers), f"{REPLY_TO} and {CORRELATION_ID}")
+        left = float(headers.get(DEADLINE, "inf")) - time.time()
+        if left <= 0:
+            self.expired += 1
             log.info("request %s reached its worker after the caller gave up; dropped", message.id)
             return
         handler = self._handler
         codec = self._client.codec
+        deadline = asyncio.timeout(None if left == float("inf") else left)
         try:
-            # decoded here, not by the subscriber, so a bad payload reaches the caller
-            decode = codec.decoder(message.content_type, handler.payload_type)
-            payload = decode(message.payload)
-            if handler.wants_message:
-                payload = msgspec.structs.replace(message, payload=payload)
-            result = await handler.call(payload, self.executor)
+            async with deadline:
+                # decoded here, not by the subscriber, so a bad payload reaches the caller
+                decode = codec.decoder(message.content_type, handler.payload_type)
+                payload = decode(message.payload)
+                if handler.wants_message:
+                    payload = msgspec.structs.replace(message, payload=payload)
+                result = await handler.call(payload, self.executor)
             reply = Reply(correlation, True, codec.encode(result), codec.content_type)
+        except TimeoutError as exc:
+            if deadline.expired():
+                self.expired += 1
+                log.info("request %s cancelled at the caller's deadline", message.id)
+                return
+            reply = Reply(correlation, False, error_type=_type_name(exc), error=str(exc))
         except Exception as exc:
             reply = Reply(correlation, False, error_type=_type_name(exc), error=str(exc))
         await self._client.channels.send(reply_to, _encode_reply(reply))

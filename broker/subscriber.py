@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import msgspec
 
-from broker.errors import ClientClosed, HandlerError
+from broker.errors import ClientClosed, HandlerError, InvalidArgument
 from broker.handlers import Handler, HandlerFunc
 from broker.message import Delivery, check_name
 from broker.protocols import MemberInfo
@@ -67,9 +67,9 @@ class Subscriber:
         member_id: str | None,
     ) -> None:
         if max_jobs < 1:
-            raise ValueError("max_jobs is 1 or more")
+            raise InvalidArgument("max_jobs", max_jobs, "an integer of 1 or more")
         if weight < 0:
-            raise ValueError("a weight is zero or more")
+            raise InvalidArgument("weight", weight, "an integer of 0 or more")
         self._client = client
         self.group = group
         self.id = check_name(member_id, "member id") if member_id else _member_id()
@@ -149,6 +149,7 @@ class Subscriber:
         if not self._handlers:
             raise HandlerError("add at least one handler before start()")
         self._client._check_open()
+        await self._client.ready()
         if any(not h.is_async for h in self._handlers.values()):
             self._executor = ThreadPoolExecutor(self.max_jobs, thread_name_prefix="broker")
         await self._join()
@@ -215,16 +216,19 @@ class Subscriber:
     # -- member info -----------------------------------------------------------------------
 
     async def info(self) -> MemberInfo | None:
-        """This member as the registry sees it (None if not registered)."""
+        """This member's registry record (None if not registered) with this process's live
+        ``in_flight``, ``processed`` and ``failed`` in place of the last heartbeat's."""
         for member in await self._client.registry.members(self.group):
             if member.id == self.id:
-                return member
+                return msgspec.structs.replace(
+                    member, in_flight=len(self._held), processed=self.processed, failed=self.failed
+                )
         return None
 
     async def set_weight(self, weight: int) -> None:
         """Change this member's weight; applies from the next message."""
         if weight < 0:
-            raise ValueError("a weight is zero or more")
+            raise InvalidArgument("weight", weight, "an integer of 0 or more")
         self.weight = weight
         await self._client.registry.set_weight(self.group, self.id, weight)
 

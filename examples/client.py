@@ -38,8 +38,9 @@ async def main() -> None:
             print(f"GET_USER_INFO(-1) -> RemoteError {exc.remote_type}: {exc.remote_message}")
         await app.client.join(timeout=10.0)
         print("done: the order was handled")
-    except broker.RequestTimeout as exc:
+    except (broker.NoResponder, broker.RequestTimeout) as exc:
         print(f"{exc}\nstart the worker first: BROKER_MODE=redis broker worker worker:app")
+        raise SystemExit(1) from None
     finally:
         await app.stop()
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection, parse_url
 
 import broker
+import broker.config as config_module
 from broker.config import _VARIABLES
 
 LOCAL = "127.0.0.1:6379"
@@ -80,11 +84,11 @@ READS: list[tuple[str, str, str, object]] = [
     ("RETRY_BACKOFF_MAX", "1m", "retry_backoff_max", 60.0),
     ("GRACE_PERIOD", "0s", "grace_period", 0.0),
     ("GROUPS_CACHE", "250ms", "groups_cache", 0.25),
+    ("GROUP_RETENTION", "2d", "group_retention", 172800.0),
     ("MAX_PAYLOAD_BYTES", "2048", "max_payload_bytes", 2048),
     ("CONTENT_TYPE", "json", "content_type", "json"),
     ("QUEUE_PREFIX", "shop", "prefix", "shop"),
     ("QUEUE_REDIS_POOL_SIZE", "8", "pool_size", 8),
-    ("QUEUE_REDIS_MAX_RETRIES", "0", "max_retries", 0),
     ("REDIS_CLUSTER", "on", "cluster", True),
 ]
 EXTRA = {
@@ -95,10 +99,86 @@ EXTRA = {
 }
 
 
+# Accepted so that existing deployments keep starting, but without effect (a warning says so).
+IGNORED = {"QUEUE_REDIS_MAX_RETRIES"}
+
+
 def test_every_contract_variable_is_read_and_tested() -> None:
     assert set(_VARIABLES) >= CONTRACT_VARIABLES
     assert [variable for variable, *_ in READS] == list(dict.fromkeys(v for v, *_ in READS))
-    assert {variable for variable, *_ in READS} == set(_VARIABLES)
+    assert {variable for variable, *_ in READS} | IGNORED == set(_VARIABLES)
+
+
+def test_max_retries_is_accepted_ignored_and_warned_about_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(config_module, "_warned", set())
+    assert "max_retries" not in {f.name for f in dataclasses.fields(broker.Config)}
+    with caplog.at_level(logging.WARNING, logger="broker"):
+        first = broker.Config.from_env({"QUEUE_REDIS_MAX_RETRIES": "5"})
+        broker.Config.from_env({"QUEUE_REDIS_MAX_RETRIES": "5"})
+    assert first == broker.Config()
+    warnings = [
+        r.getMessage() for r in caplog.records if "QUEUE_REDIS_MAX_RETRIES" in r.getMessage()
+    ]
+    assert len(warnings) == 1, warnings
+    assert "no effect" in warnings[0]
+
+
+def test_heartbeat_interval_defaults_to_a_third_of_the_ttl() -> None:
+    assert broker.Config().heartbeat_interval == 10.0
+    assert broker.Config.from_env({"HEARTBEAT_TTL": "5s"}).heartbeat_interval == pytest.approx(
+        5 / 3
+    )
+    derived = broker.Config(heartbeat_ttl=6)
+    assert derived.heartbeat_interval == 2.0
+    assert derived.replace(heartbeat_ttl=3).heartbeat_interval == 1.0, "still derived"
+    assert derived.replace(lease=5).heartbeat_interval == 2.0
+    given = broker.Config(heartbeat_ttl=6, heartbeat_interval=1)
+    assert given.replace(heartbeat_ttl=30).heartbeat_interval == 1.0, "kept when given"
+    env = {"HEARTBEAT_TTL": "9s", "HEARTBEAT_INTERVAL": "1s"}
+    assert broker.Config.from_env(env).heartbeat_interval == 1.0
+    assert not any(name.startswith("_") for name in derived.describe())
+    assert derived.describe()["heartbeat_interval"] == "2s"
+    assert broker.Config(heartbeat_ttl=5).describe()["heartbeat_interval"] == "1.66667s"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30s", 30.0),
+        ("1m30s", 90.0),
+        ("1.5s", 1.5),
+        ("500ms", 0.5),
+        ("2h", 7200.0),
+        ("7d", 604800.0),
+        ("1d12h", 129600.0),
+        ("1h30m", 5400.0),
+        ("1h2m3s4ms", 3723.004),
+        ("1m", 60.0),
+        ("45", 45.0),
+        ("0.25", 0.25),
+        (" 2m ", 120.0),
+    ],
+)
+def test_durations_parse(text: str, seconds: float) -> None:
+    assert broker.parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "s", "1w", "-5s", "1s1m", "1m1m", "1.s", "1 m", "ms", "1e3s"])
+def test_bad_durations_are_refused(text: str) -> None:
+    with pytest.raises(broker.ConfigError, match="1m30s"):
+        broker.parse_duration(text, "LEASE_DURATION")
+
+
+def test_a_bad_app_name_says_which_characters_are_allowed() -> None:
+    with pytest.raises(broker.ConfigError) as info:
+        broker.Config.from_env({"APP_NAME": "my app"})
+    assert info.value.variable == "APP_NAME"
+    assert "letters, digits and ._-:/" in str(info.value)
+    assert "' '" in str(info.value)
+    with pytest.raises(broker.ConfigError, match="letters, digits and"):
+        broker.Config(app_name="shop{1}")
 
 
 @pytest.mark.parametrize(("variable", "value", "field", "expected"), READS, ids=lambda v: str(v))
@@ -186,7 +266,7 @@ BALANCER = "the balancer's state lives with the queue"
 BAD: list[tuple[dict[str, str], str, str]] = [
     ({"HEARTBEAT_TTL": "soon"}, "HEARTBEAT_TTL", DURATION),
     ({"LEASE_DURATION": "-5s"}, "LEASE_DURATION", DURATION),
-    ({"RETRY_BACKOFF": "1d"}, "RETRY_BACKOFF", DURATION),
+    ({"RETRY_BACKOFF": "1w"}, "RETRY_BACKOFF", DURATION),
     ({"HEARTBEAT_TTL": "1s", "HEARTBEAT_INTERVAL": "2s"}, "HEARTBEAT_INTERVAL", "below"),
     ({"MAX_JOBS": "many"}, "MAX_JOBS", "a whole number"),
     ({"MAX_JOBS": "0"}, "MAX_JOBS", "an integer of 1 or more"),

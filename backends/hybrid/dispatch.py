@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 
+from redis import exceptions as redis_errors
+
 from backends.hybrid.queue import HybridQueue
 from backends.redis.connection import translate_errors
-from backends.redis.keys import Keys
-from backends.redis.queue import encode_envelope
+from backends.redis.keys import CONSUMER_GROUP, Keys
+from backends.redis.queue import decode_text, encode_envelope
 from broker.message import Delivery, Envelope
 from broker.protocols import Closing, Dispatcher
 
 __all__ = ["HybridDispatcher"]
+
+_READERS_CACHE = 1.0
 
 
 class HybridDispatcher(Closing):
@@ -21,27 +26,42 @@ class HybridDispatcher(Closing):
     Args:
         queue: the hybrid queue (it hands what it reads to ``local``).
         local: the in-process dispatcher over the local registry.
+        keys: the Redis key names.
+        ttl: a process whose reader has been silent this long no longer counts as reading.
     """
 
-    def __init__(self, queue: HybridQueue, local: Dispatcher, keys: Keys) -> None:
+    def __init__(
+        self, queue: HybridQueue, local: Dispatcher, keys: Keys, *, ttl: float = 30.0
+    ) -> None:
         self._queue = queue
         self._local = local
         self._keys = keys
+        self._ttl = ttl
+        self._reading: dict[tuple[str, str], float] = {}
         queue.dispatcher = local
 
     async def aclose(self) -> None:
         await self._local.aclose()
 
-    async def dispatch(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> None:
+    async def dispatch(
+        self,
+        group: str,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        *,
+        require_member: bool = False,
+    ) -> int:
         stream = self._keys.group(group).stream(topic)
         redis = self._queue._redis
         with translate_errors("publish"):
+            if require_member and not await self._read_by_someone(group, topic, stream):
+                return 0
             if len(envelopes) == 1:
                 envelope = envelopes[0]
                 await redis.xadd(
                     stream, {"t": topic, "a": envelope.attempt, "e": encode_envelope(envelope)}
                 )
-                return
+                return 1
             # MULTI/EXEC: a batch Redis refuses (out of memory) stores none of its messages
             async with redis.pipeline(transaction=True) as pipe:
                 for envelope in envelopes:
@@ -49,6 +69,25 @@ class HybridDispatcher(Closing):
                         stream, {"t": topic, "a": envelope.attempt, "e": encode_envelope(envelope)}
                     )
                 await pipe.execute()
+        return len(envelopes)
+
+    async def _read_by_someone(self, group: str, topic: str, stream: str) -> bool:
+        """Whether a process reads ``stream``: a consumer of its group that read within the
+        TTL (a positive answer is reused for a second)."""
+        now = time.monotonic()
+        if self._reading.get((group, topic), 0.0) > now:
+            return True
+        try:
+            consumers = await self._queue._redis.xinfo_consumers(stream, CONSUMER_GROUP)
+        except redis_errors.ResponseError:
+            return False  # no stream or no consumer group: nobody ever read it
+        limit = self._ttl * 1000
+        if not any(int(c["idle"]) < limit for c in consumers if decode_text(c["name"])):
+            return False
+        if len(self._reading) > 10_000:
+            self._reading.clear()
+        self._reading[(group, topic)] = now + _READERS_CACHE
+        return True
 
     async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
         by_topic: dict[str, list[Envelope]] = defaultdict(list)

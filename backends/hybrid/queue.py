@@ -115,12 +115,45 @@ class HybridQueue(Closing):
 
     async def attach(self, group: str, member: str) -> None:
         await self._local.attach(group, member)
+        for topic in sorted(self._topics_of(group)):
+            # a consumer of the stream from now on: producers see the topic is read
+            await self._create(group, topic)
+            with translate_errors("join stream"):
+                await self._redis.xgroup_createconsumer(
+                    self._keys.group(group).stream(topic), CONSUMER_GROUP, self.process
+                )
         reader = self._readers.get(group)
         if reader is None or reader.done():
             self._readers[group] = asyncio.create_task(self._read(group), name="broker-hybrid")
 
     async def push(self, group: str, member: str | None, envelopes: Sequence[Envelope]) -> int:
         return await self._local.push(group, member, envelopes)
+
+    # -- group lifetimes -------------------------------------------------------------------
+
+    async def mark_alive(self, groups: Sequence[str], now: float) -> None:
+        await self._durable.mark_alive(groups, now)
+
+    async def idle_groups(self, before: float, limit: int = 100) -> list[str]:
+        return await self._durable.idle_groups(before, limit)
+
+    async def undeclare(self, topic: str | None, group: str, reason: str) -> int:
+        lifetimes = self._durable.lifetimes
+        topics = [topic] if topic is not None else await lifetimes.topics(group)
+        await lifetimes.withdraw(topics, group)
+        await self._local.undeclare(topic, group, reason)
+        keys, now = self._keys.group(group), self._durable.now()
+        moved = 0
+        for name in topics:
+            stream = keys.stream(name)
+            moved += await lifetimes.move_to_dead(
+                stream, keys, None, reason, now=now, counted=False
+            )
+            with translate_errors("retire group"):
+                await self._redis.delete(stream)
+            self._created.discard((group, name))
+        # then the durable side: the backlog, the cached group lists, forgetting the group
+        return moved + await self._durable.retire(topics, group, reason, forget=topic is None)
 
     # -- reading from Redis ----------------------------------------------------------------
 
@@ -344,8 +377,13 @@ class HybridQueue(Closing):
     async def stats(self) -> list[GroupStats]:
         local = {(s.topic, s.group): s for s in await self._local.stats()}
         durable = {(s.topic, s.group): s for s in await self._durable.stats()}
+        declared = {
+            (topic, group)
+            for group in await self._durable.lifetimes.groups()
+            for topic in await self._durable.lifetimes.topics(group)
+        }  # a stream no process of this client reads still counts what waits in it
         out: list[GroupStats] = []
-        for topic, group in sorted(local.keys() | durable.keys()):
+        for topic, group in sorted(local.keys() | durable.keys() | declared):
             here, there = local.get((topic, group)), durable.get((topic, group))
             in_flight = here.in_flight if here else 0
             delayed = here.delayed if here else 0

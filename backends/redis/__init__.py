@@ -4,6 +4,7 @@ from backends.redis.channels import RedisChannels
 from backends.redis.connection import connect
 from backends.redis.dispatch import IN_SCRIPT, RedisDispatcher
 from backends.redis.keys import Keys
+from backends.redis.mode import claim_mode
 from backends.redis.queue import RedisQueue
 from backends.redis.registry import RedisRegistry
 from backends.redis.scripts import Scripts
@@ -16,5 +17,6 @@ __all__ = [
     "RedisQueue",
     "RedisRegistry",
     "Scripts",
+    "claim_mode",
     "connect",
 ]

@@ -13,7 +13,7 @@ from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from broker.errors import BackendError, BackendUnavailable
+from broker.errors import BackendError, BackendUnavailable, BrokerError
 
 _pack: Callable[[tuple[Any, ...]], bytes] | None
 try:
@@ -141,8 +141,8 @@ class translate_errors:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
-        if exc is None or not isinstance(exc, (redis_errors.RedisError, OSError)):
-            return
+        if not isinstance(exc, (redis_errors.RedisError, OSError)) or isinstance(exc, BrokerError):
+            return  # not a driver error, or one an inner step already translated
         action = self.action
         if isinstance(exc, redis_errors.AuthenticationError):
             raise BackendError(

@@ -17,6 +17,7 @@ from backends.redis.keys import GroupKeys, Keys
 from backends.redis.queue import decode_text, encode_envelope
 from backends.redis.registry import RedisRegistry
 from backends.redis.scripts import Call, Scripts
+from broker.errors import InvalidArgument
 from broker.message import Delivery, Envelope
 from broker.protocols import Candidate, Clock, Closing, MemberInfo, Strategy, StrategyFactory
 
@@ -61,7 +62,7 @@ class RedisDispatcher(Closing):
         self._clock = clock
         if isinstance(strategy, str):
             if strategy not in IN_SCRIPT:
-                raise ValueError(f"strategies run in the script are {IN_SCRIPT}, not {strategy!r}")
+                raise InvalidArgument("strategy", strategy, ", ".join(IN_SCRIPT) + " or a factory")
             self._name = strategy
             self._factory: StrategyFactory | None = None
         else:
@@ -144,7 +145,15 @@ class RedisDispatcher(Closing):
 
     # -- routing ---------------------------------------------------------------------------
 
-    async def dispatch(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> None:
+    async def dispatch(
+        self,
+        group: str,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        *,
+        require_member: bool = False,
+    ) -> int:
+        placed = 0
         with translate_errors("publish"):
             for start in range(0, len(envelopes), _BATCH):
                 batch = envelopes[start : start + _BATCH]
@@ -152,8 +161,10 @@ class RedisDispatcher(Closing):
                 for envelope in batch:
                     args += [self._hint(group, envelope, members), encode_envelope(envelope)]
                 reply = await self._scripts.dispatch(keys, args)
+                placed += int(reply[0])
                 if self._seen(group, reply) and int(reply[0]) < len(batch):
                     await self.drain_backlog(group)  # members changed: route with fresh ones
+        return placed
 
     async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
         by_topic: dict[str, list[Envelope]] = {}

@@ -4,8 +4,11 @@ All keys of one consumer group share the hash tag ``{group}``, so every script t
 slot and the backend runs unchanged on Redis Cluster. Two keys are per topic or global, and
 only single-key commands touch them.
 
+    P:mode                        STRING  the mode of the clients on this prefix (redis, hybrid)
     P:groups                      SET     every group known (for cleanup and stats)
+    P:groups:seen                 ZSET    group -> when it last had a live member (retention)
     P:topic:T:groups              SET     the groups declared on topic T
+    P:{G}:topics                  SET     the topics G is declared on
     P:{G}:members                 ZSET    member -> last heartbeat (client clock)
     P:{G}:info:M                  HASH    member info (topics, weight, joined_at, counters)
     P:{G}:weights                 HASH    member -> weight
@@ -47,6 +50,7 @@ class GroupKeys:
         "state",
         "stats",
         "tag",
+        "topics",
         "version",
         "weights",
     )
@@ -63,6 +67,7 @@ class GroupKeys:
         self.dead = f"{self.tag}:dead"
         self.dead_data = f"{self.tag}:dead:data"
         self.stats = f"{self.tag}:stats"
+        self.topics = f"{self.tag}:topics"
 
     def topic(self, topic: str) -> str:
         return f"{self.tag}:topic:{topic}"
@@ -92,7 +97,9 @@ class Keys:
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
+        self.mode = f"{prefix}:mode"
         self.groups = f"{prefix}:groups"
+        self.groups_seen = f"{prefix}:groups:seen"
 
     def channel(self, name: str) -> str:
         return f"{self.prefix}:channel:{name}"

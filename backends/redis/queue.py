@@ -15,6 +15,7 @@ from redis import exceptions as redis_errors
 from backends.redis.acks import AckBatch
 from backends.redis.connection import translate_errors
 from backends.redis.keys import CONSUMER_GROUP, Keys
+from backends.redis.lifetimes import GroupLifetimes, decode_text
 from backends.redis.scripts import Scripts
 from broker.message import DeadLetter, Delivery, Envelope
 from broker.protocols import Clock, Closing, ComponentHealth, GroupStats
@@ -48,10 +49,6 @@ async def create_group(client: Any, stream: str) -> None:
 
 def encode_envelope(envelope: Envelope) -> bytes:
     return _encoder.encode(envelope)
-
-
-def decode_text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisQueue(Closing):
@@ -92,6 +89,8 @@ class RedisQueue(Closing):
         self._lease_writes: list[tuple[list[str], list[str | float]]] = []
         self._lease_timer: asyncio.TimerHandle | None = None
         self._lease_tasks: set[asyncio.Future[None]] = set()
+        self.lifetimes = GroupLifetimes(client, keys, scripts, dead_letter_limit=dead_letter_limit)
+        """When groups last ran, and retiring them (shared with the hybrid queue)."""
 
     async def aclose(self) -> None:
         await self._leases_written()
@@ -119,6 +118,7 @@ class RedisQueue(Closing):
         with translate_errors("declare group"):
             added = await self._redis.sadd(self._keys.topic_groups(topic), group)
             await self._redis.sadd(self._keys.groups, group)
+        await self.lifetimes.declared(topic, group, self._clock.now())
         self._groups.pop(topic, None)
         if added and self._groups_ttl > 0:
             # Producers reuse a topic's group list for groups_ttl: once that has passed, every
@@ -157,6 +157,33 @@ class RedisQueue(Closing):
                     [keys.members, inbox, keys.backlog, keys.load, keys.stats], args
                 )
             )
+
+    # -- group lifetimes -------------------------------------------------------------------
+
+    async def mark_alive(self, groups: Sequence[str], now: float) -> None:
+        await self.lifetimes.mark_alive(groups, now)
+
+    async def idle_groups(self, before: float, limit: int = 100) -> list[str]:
+        return await self.lifetimes.idle_groups(before, limit)
+
+    async def undeclare(self, topic: str | None, group: str, reason: str) -> int:
+        topics = [topic] if topic is not None else await self.lifetimes.topics(group)
+        return await self.retire(topics, group, reason, forget=topic is None)
+
+    async def retire(self, topics: Sequence[str], group: str, reason: str, *, forget: bool) -> int:
+        """Take ``group`` off ``topics``, dead-letter its backlog of them and, with ``forget``,
+        forget the group once nothing of it remains; returns how many messages moved."""
+        lifetimes = self.lifetimes
+        await lifetimes.withdraw(topics, group)
+        for name in topics:
+            self._groups.pop(name, None)
+        keys, now = self._keys.group(group), self._clock.now()
+        moved = await lifetimes.move_to_dead(
+            keys.backlog, keys, set(topics), reason, now=now, counted=True
+        )
+        if forget:
+            await lifetimes.forget_if_empty(group)
+        return moved
 
     # -- leasing ---------------------------------------------------------------------------
 

@@ -241,49 +241,125 @@ async def test_rpc_remote_exception_becomes_remote_error(make_client: MakeClient
             await app.request("LOOKUP", {"id": "not a number"}, timeout=10)
 
 
-async def test_rpc_without_responder_times_out_on_time(make_client: MakeClient) -> None:
-    app = broker.App(make_client("users"))
+async def test_rpc_to_a_name_nobody_handles_fails_at_once_and_stores_nothing(
+    make_client: MakeClient,
+) -> None:
+    client = make_client("users")
+    app = broker.App(client)
     started = time.perf_counter()
-    with pytest.raises(broker.RequestTimeout):
-        await app.request("NOBODY", UserQuery(1), timeout=0.3)
-    assert time.perf_counter() - started < 0.3 + 0.1
+    with pytest.raises(broker.NoResponder, match="NOBODY"):
+        await app.request("NOBODY", UserQuery(1), timeout=5.0)
+    assert time.perf_counter() - started < 1.0
     assert app.requests_pending == 0
+    worker = broker.App(client)
+
+    @worker.on_request("OTHER")
+    async def other(query: UserQuery) -> int:
+        return query.id
+
+    async with worker:  # a live member that handles another name is no responder either
+        with pytest.raises(broker.NoResponder):
+            await app.request("NOBODY", UserQuery(1), timeout=5.0)
+        assert await app.request("OTHER", UserQuery(4), timeout=10) == 4
+    stats = await client.stats()
+    assert all(g.queued == 0 for g in stats.groups if g.topic == "rpc:NOBODY")
 
 
-async def test_rpc_late_reply_is_dropped_and_expired_request_never_runs(
+async def test_rpc_deadline_cancels_the_handler_and_drops_queued_requests_unrun(
     make_client: MakeClient,
 ) -> None:
     client = make_client("users")
     caller = broker.App(client)
-    with pytest.raises(broker.RequestTimeout):
-        await caller.request("EXPIRED", UserQuery(1), timeout=0.2)
-
-    worker = broker.App(client)
+    worker = broker.App(client, max_jobs=1)
     ran: list[int] = []
-    slow_started, release = asyncio.Event(), asyncio.Event()
+    blocking, cancelled = asyncio.Event(), asyncio.Event()
 
-    @worker.on_request("EXPIRED")
-    async def expired(query: UserQuery) -> int:
+    @worker.on_request("BLOCK")
+    async def block(query: UserQuery) -> int:
+        blocking.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return query.id
+
+    @worker.on_request("QUICK")
+    async def quick(query: UserQuery) -> int:
         ran.append(query.id)
         return query.id
 
+    async with worker:
+        busy = asyncio.create_task(caller.request("BLOCK", UserQuery(1), timeout=1.5))
+        await blocking.wait()  # the only slot is taken: QUICK waits in the queue
+        with pytest.raises(broker.RequestTimeout):
+            await caller.request("QUICK", UserQuery(2), timeout=0.2)
+        with pytest.raises(broker.RequestTimeout):
+            await busy
+        await asyncio.wait_for(cancelled.wait(), 5.0)  # cancelled at the caller's deadline
+        await wait_for(lambda: worker.expired_requests == 2)  # and QUICK dropped unrun
+        assert ran == []
+        await client.join()
+        assert caller.late_replies == 0
+        assert await caller.request("QUICK", UserQuery(3), timeout=10) == 3
+        assert ran == [3]
+
+
+async def test_rpc_late_reply_of_a_sync_handler_is_dropped(make_client: MakeClient) -> None:
+    client = make_client("users")
+    caller = broker.App(client)
+    worker = broker.App(client)
+    started, release = threading.Event(), threading.Event()
+
     @worker.on_request("SLOW")
-    async def slow(query: UserQuery) -> int:
-        slow_started.set()
-        await release.wait()
+    def slow(query: UserQuery) -> int:  # a thread cannot be cancelled: it runs on
+        started.set()
+        release.wait(10)
         return query.id
 
     async with worker:
-        await worker.client.join()  # the expired request was found and dropped unrun
-        assert ran == []
-        call = asyncio.create_task(caller.request("SLOW", UserQuery(2), timeout=0.5))
-        await slow_started.wait()
+        call = asyncio.create_task(caller.request("SLOW", UserQuery(2), timeout=0.3))
+        await asyncio.to_thread(started.wait, 10)
         with pytest.raises(broker.RequestTimeout):
             await call
         release.set()
-        await wait_for(lambda: caller.late_replies == 1)
+        await client.join()
+        assert caller.late_replies == 0  # cancelled at the deadline: its reply is not sent
+        assert worker.expired_requests == 1
         assert caller.requests_pending == 0
-        assert await caller.request("EXPIRED", UserQuery(3), timeout=10) == 3
+
+
+async def test_tasks_and_requests_run_once_whatever_the_number_of_apps(
+    make_client: MakeClient, backend: str
+) -> None:
+    first = make_client("resizer")
+    second = first if backend == "memory" else make_client("thumbnails")  # memory: one process
+    ran: Counter[str] = Counter()
+    apps = [broker.App(first), broker.App(second), broker.App(second)]
+    for app in apps:
+
+        @app.on_task("resize")
+        async def resize(order: Order) -> None:
+            ran[order.id] += 1
+
+        @app.on_request("price")
+        async def price(order: Order) -> int:
+            ran[f"price-{order.id}"] += 1
+            return order.amount * 2
+
+    for app in apps:
+        await app.start()
+    producer = broker.App(make_client("shop") if backend != "memory" else first)
+    await producer.enqueue_many("resize", [Order(f"o{i}") for i in range(60)])
+    prices = [await producer.request("price", Order(f"p{i}", i), timeout=10) for i in range(30)]
+    assert prices == [2 * i for i in range(30)]
+    await wait_for(lambda: sum(ran.values()) >= 90)
+    await producer.client.join()
+    assert len(ran) == 90
+    assert set(ran.values()) == {1}
+    assert sum(app.member.processed for app in apps if app.member is not None) == 90
+    for app in apps:
+        await app.stop()
 
 
 async def test_stop_lets_a_running_task_finish(make_client: MakeClient) -> None:

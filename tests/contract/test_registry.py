@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import broker
@@ -149,3 +150,37 @@ async def test_expired_lease_of_a_live_member_is_handed_over(make_client: MakeCl
     assert again.attempt == 2
     assert not await client.queue.ack(held), "the first delivery's ack is fenced"
     assert await client.queue.ack(again)
+
+
+async def test_own_member_info_is_live_between_heartbeats(make_client: MakeClient) -> None:
+    client = make_client("shop", config=MANUAL)  # no background beat during the test
+    sub = client.subscriber(member_id="live", max_jobs=4)
+    release = asyncio.Event()
+    started: list[int] = []
+
+    @sub.handler("t")
+    async def handle(msg: broker.Message[int]) -> None:
+        started.append(msg.payload)
+        if msg.payload < 0:
+            raise ValueError("negative")
+        await release.wait()
+
+    await sub.start()
+    await client.publish_many("t", [1, 2, 3])
+    await wait_for(lambda: len(started) == 3)
+    info = await sub.info()
+    assert info is not None
+    assert (info.id, info.in_flight, info.processed, info.failed) == ("live", 3, 0, 0)
+
+    release.set()
+    await client.publish("t", -1, max_attempts=1)
+    await client.join()
+    await wait_for(lambda: (sub.processed, sub.failed) == (3, 1))
+    info = await sub.info()
+    assert info is not None
+    assert (info.in_flight, info.processed, info.failed) == (0, 3, 1)
+    await sub.heartbeat()  # the registry's copy catches up at the member's next heartbeat
+    (seen,) = await client.members()
+    assert (seen.in_flight, seen.processed, seen.failed) == (0, 3, 1)
+    await sub.stop()
+    assert await sub.info() is None, "a member that left is not in the registry"

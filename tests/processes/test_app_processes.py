@@ -33,7 +33,7 @@ def start_worker(site: Site, name: str, *extra: str, slow: float = 0.0) -> Child
 
 
 async def members(site: Site) -> int:
-    return len(await site.client().members(APP))
+    return len(await site.client().members(broker.TASK_GROUP))
 
 
 async def test_worker_command_runs_tasks_within_max_jobs_and_drains_on_sigterm(
