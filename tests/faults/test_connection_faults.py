@@ -65,7 +65,7 @@ async def test_client_kill_of_requester_mid_rpc_gives_typed_errors_and_recovers(
     stage: Stage,
 ) -> None:
     _, site = await stage()
-    responder = start_responder(site, slow=0.3)
+    responder = start_responder(site, slow=0.05)
     requester = broker.App(site.client())
 
     async def call(n: int, timeout: float = 2.0) -> object:
@@ -80,9 +80,12 @@ async def test_client_kill_of_requester_mid_rpc_gives_typed_errors_and_recovers(
         return await call(-1, timeout=1.0) == -1
 
     await until(answered, 20, "the responder answers")
-    calls = [asyncio.create_task(call(n)) for n in range(20)]
-    await asyncio.sleep(0.1)  # the requests are out, their replies not yet
-    assert await kill_connections(site.redis(), os.getpid()) > 0
+    calls = [asyncio.create_task(call(n)) for n in range(100)]
+    killed = []
+    for _ in range(5):  # the fault schedule: five kills 0.1 s apart while requests run
+        await asyncio.sleep(0.1)
+        killed.append(await kill_connections(site.redis(), os.getpid()))
+    assert killed[0] > 0, killed  # (later rounds find what reconnected since)
     outcomes = await asyncio.gather(*calls)  # wait_for above: none of them hangs
     for n, outcome in enumerate(outcomes):
         assert outcome == n or isinstance(outcome, TYPED), (n, outcome)
