@@ -14,6 +14,7 @@ from redis import exceptions as redis_errors
 
 from backends.redis.acks import AckBatch
 from backends.redis.connection import translate_errors
+from backends.redis.entries import Malformed, decode_text, parse_entry
 from backends.redis.keys import CONSUMER_GROUP, Keys
 from backends.redis.scripts import Scripts
 from broker.message import DeadLetter, Delivery, Envelope
@@ -24,7 +25,6 @@ __all__ = ["AckBatch", "RedisQueue", "create_group", "decode_text", "encode_enve
 log = logging.getLogger("broker")
 
 _encoder = msgspec.msgpack.Encoder()
-_envelope = msgspec.msgpack.Decoder(Envelope)
 _dead = msgspec.msgpack.Decoder(DeadLetter)
 _replace = msgspec.structs.replace
 _PROMOTE_BATCH = 500
@@ -48,10 +48,6 @@ async def create_group(client: Any, stream: str) -> None:
 
 def encode_envelope(envelope: Envelope) -> bytes:
     return _encoder.encode(envelope)
-
-
-def decode_text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisQueue(Closing):
@@ -217,37 +213,31 @@ class RedisQueue(Closing):
         until = self._clock.now() + lease
         out: list[Delivery] = []
         args: list[str | float] = [until]
-        late: list[Delivery] = []
+        late: list[tuple[Delivery, str, bool]] = []
         for receipt, fields in entries:
             receipt = decode_text(receipt)
-            topic = decode_text(fields[b"t"])
-            attempt = int(fields[b"a"]) + 1
-            args += [receipt, topic]
-            try:
-                envelope = _replace(_envelope.decode(fields[b"e"]), attempt=attempt)
-            except msgspec.DecodeError:
-                envelope = Envelope(id=receipt, topic=topic, payload=fields[b"e"], created_at=0.0)
-                late.append(Delivery(envelope, group, member, attempt, until, receipt))
+            parsed = parse_entry(receipt, fields)
+            if isinstance(parsed, Malformed):
+                dead = Delivery(parsed.envelope, group, member, 1, until, receipt)
+                late.append((dead, parsed.reason, parsed.counted))
                 continue
+            attempt = parsed.deliveries + 1
+            envelope = _replace(parsed.envelope, attempt=attempt)
             delivery = Delivery(envelope, group, member, attempt, until, receipt)
-            (late if attempt > envelope.max_attempts else out).append(delivery)
-        script_keys = [keys.leases(member), keys.stats, keys.inbox(member)]
-        if not late:
+            if attempt > envelope.max_attempts:
+                late.append((delivery, "lease lost on every attempt", True))
+                continue
+            args += [receipt, parsed.topic]
+            out.append(delivery)
+        if out:
             # Written a moment later, not awaited: the handlers start one round trip sooner
             # and a quick one replies before this script takes Redis's time. Every later
-            # step (ack, retry, release, expiry) checks the stream itself, the script skips
-            # entries already gone, and the counters only add, so the order does not matter.
-            self._defer_lease_write(script_keys, args)
-            return out
-        with translate_errors("record leases"):
-            await self._scripts.leased(script_keys, args)
-        for delivery in late:
-            reason = (
-                "lease lost on every attempt"
-                if delivery.envelope.created_at
-                else "undecodable envelope"
-            )
-            await self.bury(delivery, reason)
+            # step (ack, retry, release, expiry) checks the stream itself and the script
+            # skips entries already gone, so the order does not matter.
+            self._defer_lease_write([keys.leases(member), keys.stats, keys.inbox(member)], args)
+        for delivery, reason, counted in late:
+            log.error("message %s dead-lettered: %s", delivery.envelope.id, reason)
+            await self._bury(delivery, reason, counted=counted)
         return out
 
     def _defer_lease_write(self, keys: list[str], args: list[str | float]) -> None:
@@ -332,6 +322,11 @@ class RedisQueue(Closing):
         return bool(done)
 
     async def bury(self, delivery: Delivery, error: str) -> bool:
+        return await self._bury(delivery, error, counted=True)
+
+    async def _bury(self, delivery: Delivery, error: str, *, counted: bool) -> bool:
+        """Dead-letter a delivery; ``counted`` False for an entry the scripts never counted
+        (written by another tool), so the queue counters stay as they are."""
         keys = self._keys.group(delivery.group)
         member, envelope = delivery.member, delivery.envelope
         failed_at = self._clock.now()
@@ -354,6 +349,7 @@ class RedisQueue(Closing):
                     failed_at,
                     record,
                     self._dead_limit,
+                    1 if counted else 0,
                 ],
             )
         return bool(done)
@@ -403,11 +399,12 @@ class RedisQueue(Closing):
                 for field, value in raw.items():
                     kind, _, topic = decode_text(field).partition(":")
                     counts[topic][kind] = max(int(value), 0)
+                # queued:T counts the topic's stream entries, inflight:T its lease records
                 out.extend(
                     GroupStats(
                         topic=topic,
                         group=name,
-                        queued=c.get("queued", 0),
+                        queued=max(c.get("queued", 0) - c.get("inflight", 0), 0),
                         in_flight=c.get("inflight", 0),
                         delayed=c.get("delayed", 0),
                         dead=c.get("dead", 0),

@@ -1,0 +1,82 @@
+"""The queue counters of `stats()` converge to what really waits after faults (Redis backends).
+
+A fetch is an ``XREADGROUP`` and then the lease records; a worker killed between the two, or a
+reply lost on the way, leaves entries read with no lease. Expiry or handover takes them back;
+afterwards ``queued``, ``in_flight`` and ``delayed`` must come back to zero once all is handled.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from backends.redis.keys import CONSUMER_GROUP, Keys
+from broker.protocols import MemberInfo
+from tests.conftest import FAST, MakeClient
+from tests.contract.helpers import wait_for
+
+TOPIC = "jobs"
+N = 40
+REDIS_BACKENDS = ["fakeredis", "redis", "cluster"]
+
+
+@pytest.mark.parametrize("backend", REDIS_BACKENDS, indirect=True)
+@pytest.mark.parametrize("beats", [True, False], ids=["expired", "evicted"])
+async def test_counters_converge_after_a_fetch_whose_leases_were_never_recorded(
+    make_client: MakeClient, beats: bool
+) -> None:
+    """A member reads its inbox and dies before recording the leases: the entries are taken
+    back by lease expiry (the member still counts as live) or by handover (it is evicted)."""
+    config = FAST.replace(lease=0.3, heartbeat_ttl=1.0 if not beats else 30.0)
+    client = make_client(config=config, strategy="weighted")
+    group = client.config.app_name
+    seen: Counter[int] = Counter()
+    sub = client.subscriber()
+
+    @sub.handler(TOPIC)
+    async def handle(n: int) -> None:
+        seen[n] += 1
+
+    await sub.start()
+    ghost = MemberInfo(id="ghost", group=group, topics=(TOPIC,))
+    await client.registry.register(ghost)
+    await client.queue.attach(group, ghost.id)
+    for start in range(0, N, 10):  # the first call's reply tells the producer of "ghost"
+        await client.publish_many(TOPIC, list(range(start, start + 10)))
+
+    redis = client.queue.redis  # type: ignore[attr-defined]
+    inbox = Keys(client.config.prefix).group(group).inbox(ghost.id)
+    read = await redis.xreadgroup(CONSUMER_GROUP, ghost.id, {inbox: ">"}, count=N)
+    assert read, "some messages went to the member that dies"
+    assert read[0][1]
+    # weight 0: what expiry takes back goes to the live subscriber, not to "ghost" again
+    await client.registry.set_weight(group, ghost.id, 0)
+
+    await wait_for(lambda: len(seen) == N, timeout=20)
+    await client.join(timeout=10)
+    left = [(s.queued, s.in_flight, s.delayed) for s in await client.queue.stats()]
+    assert left == [(0, 0, 0)]
+    assert seen == Counter(range(N))
+
+
+@pytest.mark.parametrize("backend", REDIS_BACKENDS, indirect=True)
+async def test_counters_stay_exact_when_an_ack_beats_the_lease_write(
+    make_client: MakeClient,
+) -> None:
+    """Lease records are written a moment after the read; quick handlers ack before that."""
+    client = make_client()
+    sub = client.subscriber()
+    done: list[int] = []
+
+    @sub.handler(TOPIC)
+    async def handle(n: int) -> None:
+        done.append(n)
+
+    await sub.start()
+    for start in range(0, 200, 50):
+        await client.publish_many(TOPIC, list(range(start, start + 50)))
+    await wait_for(lambda: len(done) == 200, timeout=20)
+    await client.join(timeout=10)
+    stats = await client.queue.stats()
+    assert [(s.queued, s.in_flight, s.processed) for s in stats] == [(0, 0, 200)]
