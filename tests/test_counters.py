@@ -80,3 +80,21 @@ async def test_counters_stay_exact_when_an_ack_beats_the_lease_write(
     await client.join(timeout=10)
     stats = await client.queue.stats()
     assert [(s.queued, s.in_flight, s.processed) for s in stats] == [(0, 0, 200)]
+
+
+@pytest.mark.parametrize("backend", REDIS_BACKENDS, indirect=True)
+async def test_dead_count_goes_down_with_purge_in_the_same_step(make_client: MakeClient) -> None:
+    client = make_client(config=FAST.replace(max_attempts=1))
+    sub = client.subscriber()
+
+    @sub.handler(TOPIC)
+    async def fail(n: int) -> None:
+        raise RuntimeError(str(n))
+
+    await sub.start()
+    ids = await client.publish_many(TOPIC, [1, 2, 3])
+    await client.join(timeout=10)
+    assert [s.dead for s in await client.queue.stats()] == [3]
+    assert await client.purge([ids[0], ids[1], "no-such-id"]) == 2
+    assert await client.purge([ids[0]]) == 0, "taken once"
+    assert [s.dead for s in await client.queue.stats()] == [1]

@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
-from redis import exceptions as redis_errors
 
 from backends.hybrid.acks import StreamAcks
+from backends.hybrid.stats import combined, stored
 from backends.redis.connection import translate_errors
 from backends.redis.entries import Malformed, parse_entry
 from backends.redis.keys import CONSUMER_GROUP, Keys
@@ -380,40 +380,10 @@ class HybridQueue(Closing):
         durable = {(s.topic, s.group): s for s in await self._durable.stats()}
         out: list[GroupStats] = []
         for topic, group in sorted(local.keys() | durable.keys()):
-            here, there = local.get((topic, group)), durable.get((topic, group))
-            in_flight = here.in_flight if here else 0
-            delayed = here.delayed if here else 0
             with translate_errors("read stats"):
-                stored = await self._stored(group, topic)
-            out.append(
-                GroupStats(
-                    topic=topic,
-                    group=group,
-                    queued=max(stored - in_flight - delayed, 0),
-                    in_flight=in_flight,
-                    delayed=delayed,
-                    dead=there.dead if there else 0,
-                    processed=there.processed if there else 0,
-                    failed=(there.failed if there else 0) + (here.failed if here else 0),
-                )
-            )
+                waiting = await stored(self._redis, self._keys.group(group).stream(topic))
+            out.append(combined(local.get((topic, group)), durable.get((topic, group)), waiting))
         return out
-
-    async def _stored(self, group: str, topic: str) -> int:
-        """Entries in Redis not yet acked: unread (lag) plus pending in any process."""
-        stream = self._keys.group(group).stream(topic)
-        try:
-            groups = await self._redis.xinfo_groups(stream)
-        except redis_errors.ResponseError:
-            return 0  # no such stream yet
-        for info in groups:
-            if decode_text(info["name"]) == CONSUMER_GROUP:
-                lag = info.get("lag")
-                pending = int(info["pending"])
-                if lag is None:  # an older server: count what the stream still holds
-                    return int(await self._redis.xlen(stream))
-                return int(lag) + pending
-        return 0
 
     async def ping(self) -> ComponentHealth:
         return await self._durable.ping()

@@ -1,14 +1,18 @@
-"""Reading stream entries (``t`` topic, ``a`` deliveries, ``e`` envelope), well-formed or not."""
+"""Stream entries (``t`` topic, ``a`` deliveries, ``e`` envelope), read well-formed or not,
+and the consumer group streams are read through."""
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
 import msgspec
+from redis import exceptions as redis_errors
 
+from backends.redis.connection import translate_errors
+from backends.redis.keys import CONSUMER_GROUP
 from broker.message import Envelope
 
-__all__ = ["Entry", "Malformed", "decode_text", "parse_entry"]
+__all__ = ["Entry", "Malformed", "create_group", "decode_text", "parse_entry"]
 
 _envelope = msgspec.msgpack.Decoder(Envelope)
 _replace = msgspec.structs.replace
@@ -16,6 +20,19 @@ _replace = msgspec.structs.replace
 
 def decode_text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def create_group(client: Any, stream: str) -> None:
+    """Create the consumer group of ``stream`` (and the stream) from its first entry, if absent.
+
+    From the first entry, not from ``$``: a group made after messages were added must see them.
+    """
+    with translate_errors("create consumer group"):
+        try:
+            await client.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
+        except redis_errors.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
 
 
 class Entry(NamedTuple):

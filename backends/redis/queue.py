@@ -14,7 +14,8 @@ from redis import exceptions as redis_errors
 
 from backends.redis.acks import AckBatch
 from backends.redis.connection import translate_errors
-from backends.redis.entries import Malformed, decode_text, parse_entry
+from backends.redis.counters import group_stats
+from backends.redis.entries import Malformed, create_group, decode_text, parse_entry
 from backends.redis.keys import CONSUMER_GROUP, Keys
 from backends.redis.scripts import Scripts
 from broker.message import DeadLetter, Delivery, Envelope
@@ -31,19 +32,6 @@ _PROMOTE_BATCH = 500
 _GONE_PAUSE = 0.05
 # Lease records are written this long after a read (see `_defer_lease_write`).
 _LEASE_WRITE_DELAY = 0.002
-
-
-async def create_group(client: Any, stream: str) -> None:
-    """Create the consumer group of ``stream`` (and the stream) from its first entry, if absent.
-
-    From the first entry, not from ``$``: a group made after messages were added must see them.
-    """
-    with translate_errors("create consumer group"):
-        try:
-            await client.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
-        except redis_errors.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
 
 
 def encode_envelope(envelope: Envelope) -> bytes:
@@ -379,13 +367,16 @@ class RedisQueue(Closing):
         with translate_errors("take dead letters"):
             for name in await self._all_groups():
                 keys = self._keys.group(name)
-                records = await self._scripts.take_dead(
-                    [keys.dead, keys.dead_data, keys.stats], list(ids)
-                )
-                for record in records:
-                    dead = _dead.decode(record)
-                    await self._redis.hincrby(keys.stats, f"dead:{dead.envelope.topic}", -1)
-                    taken.append(dead)
+                found = await self._redis.hmget(keys.dead_data, list(ids))
+                args: list[str] = []
+                for message, record in zip(ids, found, strict=True):
+                    if record is not None:
+                        args += [message, _dead.decode(record).envelope.topic]
+                if args:
+                    records = await self._scripts.take_dead(
+                        [keys.dead, keys.dead_data, keys.stats], args
+                    )
+                    taken += [_dead.decode(record) for record in records]
         return taken
 
     # -- observability ---------------------------------------------------------------------
@@ -395,24 +386,7 @@ class RedisQueue(Closing):
         with translate_errors("read stats"):
             for name in await self._all_groups():
                 raw = await self._redis.hgetall(self._keys.group(name).stats)
-                counts: dict[str, dict[str, int]] = defaultdict(dict)
-                for field, value in raw.items():
-                    kind, _, topic = decode_text(field).partition(":")
-                    counts[topic][kind] = max(int(value), 0)
-                # queued:T counts the topic's stream entries, inflight:T its lease records
-                out.extend(
-                    GroupStats(
-                        topic=topic,
-                        group=name,
-                        queued=max(c.get("queued", 0) - c.get("inflight", 0), 0),
-                        in_flight=c.get("inflight", 0),
-                        delayed=c.get("delayed", 0),
-                        dead=c.get("dead", 0),
-                        processed=c.get("processed", 0),
-                        failed=c.get("failed", 0),
-                    )
-                    for topic, c in sorted(counts.items())
-                )
+                out += group_stats(name, raw)
         return out
 
     async def ping(self) -> ComponentHealth:
