@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from backends.hybrid.acks import StreamAcks
+from backends.hybrid.acks import StreamAcks, stream_order
 from backends.hybrid.stats import combined, stored
 from backends.redis.connection import translate_errors
 from backends.redis.entries import Malformed, parse_entry
@@ -215,27 +215,29 @@ class HybridQueue(Closing):
         await self._bury_stored(delivery, topic, receipt, bad.reason)
 
     async def _keep_alive(self, group: str) -> None:
-        """Reset the idle time of every entry this process holds, so none is claimed."""
+        """Reset the idle time of every entry this process holds, so none is claimed. One
+        another process claimed meanwhile (this one was paused) stays with it, and its ack
+        here will wait for Redis's answer (a lost lease)."""
         began = time.monotonic()
         by_topic: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for key, (topic, entry, _) in list(self._receipts.items()):
             if key[0] == group:
-                by_topic[topic].append((key[1], entry))
+                by_topic[topic].append((entry, key[1]))
         stream = self._keys.group(group).stream
         for topic, held in by_topic.items():
+            held.sort(key=lambda pair: stream_order(pair[0]))
             for start in range(0, len(held), 500):
                 chunk = held[start : start + 500]
-                await self._redis.xclaim(
-                    stream(topic),
-                    CONSUMER_GROUP,
-                    self.process,
-                    0,
-                    [entry for _, entry in chunk],
-                    justid=True,
+                ids = [entry for entry, _ in chunk]
+                scan = len(ids) + self._buffer
+                gone = await self._scripts.keep_alive(
+                    [stream(topic)], [self.process, ids[0], ids[-1], scan, *ids]
                 )
-                for message, entry in chunk:
+                lost = {decode_text(entry) for entry in gone}
+                for entry, message in chunk:
                     if self._receipts.get((group, message), ("", "", 0.0))[1] == entry:
-                        self._receipts[(group, message)] = (topic, entry, began)
+                        since = float("-inf") if entry in lost else began
+                        self._receipts[(group, message)] = (topic, entry, since)
 
     async def _claim(self, group: str) -> int:
         """Take entries idle past the TTL (their process died) and dispatch them here."""

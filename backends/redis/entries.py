@@ -1,5 +1,5 @@
-"""Stream entries (``t`` topic, ``a`` deliveries, ``e`` envelope), read well-formed or not,
-and the consumer group streams are read through."""
+"""Stream entries (``t`` topic, ``a`` deliveries, ``e`` envelope): parsing them, well-formed
+or not, and creating a stream's consumer group."""
 
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ _PLAIN = (
     "set_weight",
     "requeue",
     "hybrid_ack",
+    "keep_alive",
 )
 
 
