@@ -10,6 +10,7 @@ import pytest
 
 import broker
 from backends.redis import connect
+from backends.redis.keys import Keys
 from tests.contract.helpers import wait_for
 from tests.redis_servers import require_redis_server, shared_redis_ok, shared_redis_url
 
@@ -113,3 +114,53 @@ async def test_a_closing_process_gives_its_entries_back_at_once(
         await other.start()
         await wait_for(lambda: len(done) == 10, timeout=5)  # far below the 30 s TTL
     assert sorted(done) == sorted(ids)
+
+
+async def test_a_late_ack_refused_by_redis_counts_as_lost(
+    url_and_prefix: tuple[str, str],
+) -> None:
+    """A paused process's entry was claimed by another; when it resumes it does not take the
+    entry back, and its late ack is refused in Redis: its member counts the message as lost."""
+    url, prefix = url_and_prefix
+    config = SHORT.replace(prefix=prefix, lease=30.0)
+    gate, gate_b = asyncio.Event(), asyncio.Event()
+    started: list[str] = []
+    paused = broker.new_hybrid_client("shop", url, config=config)
+    slow = paused.subscriber()
+
+    @slow.handler("orders")
+    async def hold(msg: broker.Message[int]) -> None:
+        started.append(msg.id)
+        await gate.wait()
+
+    await slow.start()
+    message_id = await paused.publish("orders", 1)
+    await wait_for(lambda: started == [message_id], timeout=10)
+    for reader in paused.queue._readers.values():  # type: ignore[attr-defined]
+        reader.cancel()  # as if the process were paused: its entries' idle time grows
+
+    done: list[tuple[str, int]] = []
+    async with broker.new_hybrid_client("shop", url, config=config) as live:
+        other = live.subscriber()
+
+        @other.handler("orders")
+        async def record(msg: broker.Message[int]) -> None:
+            done.append((msg.id, msg.attempt))
+            await gate_b.wait()
+
+        await other.start()
+        await wait_for(lambda: done == [(message_id, 2)], timeout=15)
+        await paused.queue._keep_alive("shop")  # type: ignore[attr-defined]  # it resumes
+        stream = Keys(prefix).group("shop").stream("orders")
+        owners = await live.queue.redis.xpending_range(  # type: ignore[attr-defined]
+            stream, "broker", "-", "+", 10
+        )
+        assert [o["consumer"].decode() for o in owners] == [live.queue.process]  # type: ignore[attr-defined]
+        gate.set()
+        await wait_for(lambda: slow.processed + slow.lost == 1, timeout=10)
+        assert (slow.processed, slow.lost) == (0, 1)
+        gate_b.set()
+        await wait_for(lambda: other.processed == 1, timeout=10)
+        stats = {(s.topic, s.group): s for s in await live.queue.stats()}
+        assert stats["orders", "shop"].processed == 1, "Redis counted the message once"
+    await paused.aclose()

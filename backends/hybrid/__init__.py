@@ -7,6 +7,11 @@ registry) spreads the process's share over its members through a `MemoryQueue`. 
 pending under the process until a member acks it; the process keeps its entries' idle time low,
 and a live process claims (XAUTOCLAIM) entries idle longer than the heartbeat TTL, which is how
 a dead process's work moves on. A process that closes gives its unfinished entries back at once.
+
+An ack goes to Redis without being waited on while the entry's idle time was reset less than
+half a TTL ago (no other process can have claimed it); after a longer pause it waits for Redis,
+and an ack Redis refuses (the entry was claimed) is reported as a lost lease. An entry that is
+malformed (a field missing or not of its type) is dead-lettered when it is read.
 """
 
 from backends.hybrid.dispatch import HybridDispatcher

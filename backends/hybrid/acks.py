@@ -12,12 +12,12 @@ from backends.redis.keys import GroupKeys
 if TYPE_CHECKING:
     from backends.hybrid.queue import HybridQueue
 
-__all__ = ["StreamAcks"]
+__all__ = ["StreamAcks", "stream_order"]
 
 log = logging.getLogger("broker")
 
 
-def _stream_order(entry: str) -> tuple[int, int]:
+def stream_order(entry: str) -> tuple[int, int]:
     ms, _, seq = entry.partition("-")
     return int(ms), int(seq)
 
@@ -56,7 +56,7 @@ class StreamAcks:
         task.add_done_callback(self._queue._background.discard)
 
     async def _send(self, batch: list[tuple[str, asyncio.Future[bool] | None]]) -> None:
-        entries = sorted((entry for entry, _ in batch), key=_stream_order)
+        entries = sorted((entry for entry, _ in batch), key=stream_order)
         scan = len(entries) + self._queue._buffer
         args: list[str | int] = [self._queue.process, self._topic, entries[0], entries[-1], scan]
         args += entries

@@ -11,10 +11,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
-from redis import exceptions as redis_errors
 
-from backends.hybrid.acks import StreamAcks
+from backends.hybrid.acks import StreamAcks, stream_order
+from backends.hybrid.stats import combined, stored
 from backends.redis.connection import translate_errors
+from backends.redis.entries import Malformed, parse_entry
 from backends.redis.keys import CONSUMER_GROUP, Keys
 from backends.redis.queue import RedisQueue, create_group, decode_text
 from backends.redis.scripts import Scripts
@@ -63,7 +64,8 @@ class HybridQueue(Closing):
         self.process = process
         self._ttl = ttl
         self._buffer = buffer
-        self._receipts: dict[tuple[str, str], tuple[str, str]] = {}  # -> (topic, entry id)
+        # (group, message id) -> (topic, entry id, when its idle time was last reset)
+        self._receipts: dict[tuple[str, str], tuple[str, str, float]] = {}
         self._held: dict[str, int] = defaultdict(int)
         self._topics_of = topics_of
         self._created: set[tuple[str, str]] = set()
@@ -90,10 +92,14 @@ class HybridQueue(Closing):
         await self._local.aclose()
         await self._durable.aclose()
 
+    @property
+    def redis(self) -> Any:
+        """The underlying redis-py client."""
+        return self._redis
+
     async def _give_back(self) -> None:
         by_stream: dict[str, list[str]] = defaultdict(list)
-        for (group, _), receipt in self._receipts.items():
-            topic, entry = receipt
+        for (group, _), (topic, entry, _) in self._receipts.items():
             by_stream[self._keys.group(group).stream(topic)].append(entry)
         for stream, ids in by_stream.items():
             await self._scripts.requeue([stream], [self.process, *ids])
@@ -186,12 +192,14 @@ class HybridQueue(Closing):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._room[group].wait(), _READ_BLOCK)
             return
-        streams = {stream(t): ">" for t in sorted(self._topics_of(group))}
+        topic_of = {stream(t): t for t in sorted(self._topics_of(group))}
+        streams = dict.fromkeys(topic_of, ">")
         if not streams:
             await asyncio.sleep(_READ_BLOCK)
             return
         loop = asyncio.get_running_loop()
         started = loop.time()
+        since = time.monotonic()
         with translate_errors("read"):
             reply = await self._redis.xreadgroup(
                 CONSUMER_GROUP,
@@ -204,59 +212,72 @@ class HybridQueue(Closing):
             if loop.time() - started < _READ_BLOCK / 2:
                 await asyncio.sleep(0.001)  # a server that does not block (fakeredis)
             return
-        for _, entries in reply:
-            await self._take(group, entries, redelivered=False)
+        for key, entries in reply:
+            topic = topic_of.get(decode_text(key))
+            if topic is not None:
+                await self._take(group, topic, entries, since, redelivered=False)
 
-    async def _take(self, group: str, entries: list[Any], *, redelivered: bool) -> None:
-        by_topic: dict[str, list[Envelope]] = defaultdict(list)
+    async def _take(
+        self, group: str, topic: str, entries: list[Any], since: float, *, redelivered: bool
+    ) -> None:
+        """Route entries of one topic stream to the local members; dead-letter malformed ones."""
+        envelopes: list[Envelope] = []
         for receipt, fields in entries:
             if not fields:
                 continue  # deleted while pending
-            topic = decode_text(fields[b"t"])
-            attempt = int(fields[b"a"]) + (1 if redelivered else 0)
-            try:
-                envelope = _replace(_decode(fields[b"e"]), attempt=attempt)
-            except msgspec.DecodeError:
-                envelope = Envelope(
-                    id=decode_text(receipt),
-                    topic=topic,
-                    payload=fields[b"e"],
-                    created_at=0.0,
-                    attempt=attempt,
-                )
+            receipt = decode_text(receipt)
+            parsed = parse_entry(receipt, fields, topic)
+            if isinstance(parsed, Malformed):
+                await self._bury_entry(group, topic, receipt, parsed)
+                continue
+            attempt = parsed.deliveries + (1 if redelivered else 0)
+            envelope = _replace(parsed.envelope, attempt=attempt)
             key = (group, envelope.id)
             if key not in self._receipts:
                 self._held[group] += 1
-            self._receipts[key] = (topic, decode_text(receipt))
-            by_topic[topic].append(envelope)
-        assert self.dispatcher is not None
-        for topic, envelopes in by_topic.items():
+            self._receipts[key] = (topic, receipt, since)
+            envelopes.append(envelope)
+        if envelopes:
+            assert self.dispatcher is not None
             await self.dispatcher.dispatch(group, topic, envelopes)
 
+    async def _bury_entry(self, group: str, topic: str, receipt: str, bad: Malformed) -> None:
+        log.error("stream entry %s of %s dead-lettered: %s", receipt, topic, bad.reason)
+        envelope = _replace(bad.envelope, topic=topic)
+        delivery = Delivery(envelope, group, self.process, envelope.attempt, 0.0, receipt)
+        await self._bury_stored(delivery, topic, receipt, bad.reason)
+
     async def _keep_alive(self, group: str) -> None:
-        """Reset the idle time of every entry this process holds, so none is claimed."""
-        by_topic: dict[str, list[str]] = defaultdict(list)
-        for (name, _), receipt in list(self._receipts.items()):
-            if name == group:
-                topic, entry = receipt
-                by_topic[topic].append(entry)
+        """Reset the idle time of every entry this process holds, so none is claimed. One
+        another process claimed meanwhile (this one was paused) stays with it, and its ack
+        here will wait for Redis's answer (a lost lease)."""
+        began = time.monotonic()
+        by_topic: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for key, (topic, entry, _) in list(self._receipts.items()):
+            if key[0] == group:
+                by_topic[topic].append((entry, key[1]))
         stream = self._keys.group(group).stream
-        for topic, ids in by_topic.items():
-            for start in range(0, len(ids), 500):
-                await self._redis.xclaim(
-                    stream(topic),
-                    CONSUMER_GROUP,
-                    self.process,
-                    0,
-                    ids[start : start + 500],
-                    justid=True,
+        for topic, held in by_topic.items():
+            held.sort(key=lambda pair: stream_order(pair[0]))
+            for start in range(0, len(held), 500):
+                chunk = held[start : start + 500]
+                ids = [entry for entry, _ in chunk]
+                scan = len(ids) + self._buffer
+                gone = await self._scripts.keep_alive(
+                    [stream(topic)], [self.process, ids[0], ids[-1], scan, *ids]
                 )
+                lost = {decode_text(entry) for entry in gone}
+                for entry, message in chunk:
+                    if self._receipts.get((group, message), ("", "", 0.0))[1] == entry:
+                        since = float("-inf") if entry in lost else began
+                        self._receipts[(group, message)] = (topic, entry, since)
 
     async def _claim(self, group: str) -> int:
         """Take entries idle past the TTL (their process died) and dispatch them here."""
         claimed = 0
         stream = self._keys.group(group).stream
         for topic in sorted(self._topics_of(group)):
+            since = time.monotonic()
             reply = await self._redis.xautoclaim(
                 stream(topic),
                 CONSUMER_GROUP,
@@ -268,7 +289,7 @@ class HybridQueue(Closing):
             entries = reply[1]
             claimed += len(entries)
             mine = [(r, f) for r, f in entries if (group, _envelope_id(f)) not in self._receipts]
-            await self._take(group, mine, redelivered=True)
+            await self._take(group, topic, mine, since, redelivered=True)
         return claimed
 
     # -- leasing: local, settled in Redis --------------------------------------------------
@@ -281,7 +302,7 @@ class HybridQueue(Closing):
     async def renew(self, deliveries: Sequence[Delivery], lease: float) -> int:
         return await self._local.renew(deliveries, lease)
 
-    def _settled(self, delivery: Delivery) -> tuple[str, str] | None:
+    def _settled(self, delivery: Delivery) -> tuple[str, str, float] | None:
         receipt = self._receipts.pop((delivery.group, delivery.envelope.id), None)
         if receipt is None:
             return None
@@ -296,14 +317,20 @@ class HybridQueue(Closing):
         settled = self._settled(delivery)
         if settled is None:
             return True
-        topic, entry = settled
+        topic, entry, since = settled
         batch = self._acks.get((delivery.group, topic))
         if batch is None:
             batch = self._acks[(delivery.group, topic)] = StreamAcks(
                 self, self._keys.group(delivery.group), topic
             )
-        settling = batch.ack(entry, wait=self._unsettled >= self._buffer)
-        if settling is not None:  # Redis is behind: wait, so the acks in flight stay bounded
+        # Another process claims an entry only once it was idle for the TTL. While its idle
+        # time was reset less than half a TTL ago no one can have, so the ack need not wait;
+        # otherwise (this process was paused, its keep-alive late) Redis must say whether the
+        # entry is still held, and a refused ack is a lost lease. Waiting also keeps the acks
+        # in flight bounded when Redis is behind.
+        fresh = time.monotonic() - since < self._ttl / 2
+        settling = batch.ack(entry, wait=not fresh or self._unsettled >= self._buffer)
+        if settling is not None:
             return await settling
         return True
 
@@ -313,21 +340,29 @@ class HybridQueue(Closing):
     async def bury(self, delivery: Delivery, error: str) -> bool:
         if await self._local.release(delivery) is None:
             return False
+        settled = self._settled(delivery)
+        if settled is not None:
+            return await self._bury_stored(delivery, settled[0], settled[1], error)
         keys = self._keys.group(delivery.group)
         failed_at = self._durable.now()
         envelope = delivery.envelope
         record = msgspec.msgpack.encode(DeadLetter(envelope, delivery.group, error, failed_at))
-        settled = self._settled(delivery)
+        with translate_errors("dead-letter"):  # pushed here directly, never stored in Redis
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(keys.dead, {envelope.id: failed_at})
+                pipe.hset(keys.dead_data, envelope.id, record)
+                pipe.hincrby(keys.stats, f"dead:{envelope.topic}", 1)
+                pipe.hincrby(keys.stats, f"failed:{envelope.topic}", 1)
+                await pipe.execute()
+        return True
+
+    async def _bury_stored(self, delivery: Delivery, topic: str, entry: str, error: str) -> bool:
+        """Dead-letter an entry of a topic stream this process holds (fenced by the script)."""
+        keys = self._keys.group(delivery.group)
+        failed_at = self._durable.now()
+        envelope = delivery.envelope
+        record = msgspec.msgpack.encode(DeadLetter(envelope, delivery.group, error, failed_at))
         with translate_errors("dead-letter"):
-            if settled is None:  # pushed here directly, never stored in Redis
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    pipe.zadd(keys.dead, {envelope.id: failed_at})
-                    pipe.hset(keys.dead_data, envelope.id, record)
-                    pipe.hincrby(keys.stats, f"dead:{envelope.topic}", 1)
-                    pipe.hincrby(keys.stats, f"failed:{envelope.topic}", 1)
-                    await pipe.execute()
-                return True
-            topic, entry = settled
             done = await self._scripts.bury(
                 [
                     keys.stream(topic),
@@ -345,6 +380,7 @@ class HybridQueue(Closing):
                     failed_at,
                     record,
                     self._durable.dead_letter_limit,
+                    0,  # hybrid streams are not in the queue counters
                 ],
             )
         return bool(done)
@@ -384,40 +420,11 @@ class HybridQueue(Closing):
         }  # a stream no process of this client reads still counts what waits in it
         out: list[GroupStats] = []
         for topic, group in sorted(local.keys() | durable.keys() | declared):
-            here, there = local.get((topic, group)), durable.get((topic, group))
-            in_flight = here.in_flight if here else 0
-            delayed = here.delayed if here else 0
             with translate_errors("read stats"):
-                stored = await self._stored(group, topic)
-            out.append(
-                GroupStats(
-                    topic=topic,
-                    group=group,
-                    queued=max(stored - in_flight - delayed, 0),
-                    in_flight=in_flight,
-                    delayed=delayed,
-                    dead=there.dead if there else 0,
-                    processed=there.processed if there else 0,
-                    failed=(there.failed if there else 0) + (here.failed if here else 0),
-                )
-            )
+                waiting = await stored(self._redis, self._keys.group(group).stream(topic))
+            here, there = local.get((topic, group)), durable.get((topic, group))
+            out.append(combined(topic, group, here, there, waiting))
         return out
-
-    async def _stored(self, group: str, topic: str) -> int:
-        """Entries in Redis not yet acked: unread (lag) plus pending in any process."""
-        stream = self._keys.group(group).stream(topic)
-        try:
-            groups = await self._redis.xinfo_groups(stream)
-        except redis_errors.ResponseError:
-            return 0  # no such stream yet
-        for info in groups:
-            if decode_text(info["name"]) == CONSUMER_GROUP:
-                lag = info.get("lag")
-                pending = int(info["pending"])
-                if lag is None:  # an older server: count what the stream still holds
-                    return int(await self._redis.xlen(stream))
-                return int(lag) + pending
-        return 0
 
     async def ping(self) -> ComponentHealth:
         return await self._durable.ping()

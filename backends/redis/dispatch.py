@@ -193,6 +193,7 @@ class RedisDispatcher(Closing):
         topics = {
             decode_text(fields[b"t"])
             for _, fields in await self._redis.xrange(stream, "-", "+", count=_PEEK)
+            if b"t" in fields  # a malformed entry: its reader dead-letters it
         }
         if delayed is not None:
             for record in await self._redis.zrange(delayed, 0, _PEEK - 1):

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from backends.redis.connection import translate_errors
+from backends.redis.entries import decode_text
 from backends.redis.keys import GroupKeys, Keys
 from backends.redis.scripts import Scripts
 from broker.message import DeadLetter, Envelope
@@ -22,10 +23,6 @@ from broker.message import DeadLetter, Envelope
 __all__ = ["GroupLifetimes"]
 
 _BATCH = 500
-
-
-def decode_text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 _decode = msgspec.msgpack.Decoder(Envelope).decode

@@ -14,8 +14,10 @@ from redis import exceptions as redis_errors
 
 from backends.redis.acks import AckBatch
 from backends.redis.connection import translate_errors
+from backends.redis.counters import group_stats
+from backends.redis.entries import Malformed, create_group, decode_text, parse_entry
 from backends.redis.keys import CONSUMER_GROUP, Keys
-from backends.redis.lifetimes import GroupLifetimes, decode_text
+from backends.redis.lifetimes import GroupLifetimes
 from backends.redis.scripts import Scripts
 from broker.message import DeadLetter, Delivery, Envelope
 from broker.protocols import Clock, Closing, ComponentHealth, GroupStats
@@ -25,26 +27,12 @@ __all__ = ["AckBatch", "RedisQueue", "create_group", "decode_text", "encode_enve
 log = logging.getLogger("broker")
 
 _encoder = msgspec.msgpack.Encoder()
-_envelope = msgspec.msgpack.Decoder(Envelope)
 _dead = msgspec.msgpack.Decoder(DeadLetter)
 _replace = msgspec.structs.replace
 _PROMOTE_BATCH = 500
 _GONE_PAUSE = 0.05
 # Lease records are written this long after a read (see `_defer_lease_write`).
 _LEASE_WRITE_DELAY = 0.002
-
-
-async def create_group(client: Any, stream: str) -> None:
-    """Create the consumer group of ``stream`` (and the stream) from its first entry, if absent.
-
-    From the first entry, not from ``$``: a group made after messages were added must see them.
-    """
-    with translate_errors("create consumer group"):
-        try:
-            await client.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
-        except redis_errors.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
 
 
 def encode_envelope(envelope: Envelope) -> bytes:
@@ -244,37 +232,31 @@ class RedisQueue(Closing):
         until = self._clock.now() + lease
         out: list[Delivery] = []
         args: list[str | float] = [until]
-        late: list[Delivery] = []
+        late: list[tuple[Delivery, str, bool]] = []
         for receipt, fields in entries:
             receipt = decode_text(receipt)
-            topic = decode_text(fields[b"t"])
-            attempt = int(fields[b"a"]) + 1
-            args += [receipt, topic]
-            try:
-                envelope = _replace(_envelope.decode(fields[b"e"]), attempt=attempt)
-            except msgspec.DecodeError:
-                envelope = Envelope(id=receipt, topic=topic, payload=fields[b"e"], created_at=0.0)
-                late.append(Delivery(envelope, group, member, attempt, until, receipt))
+            parsed = parse_entry(receipt, fields)
+            if isinstance(parsed, Malformed):
+                dead = Delivery(parsed.envelope, group, member, 1, until, receipt)
+                late.append((dead, parsed.reason, parsed.counted))
                 continue
+            attempt = parsed.deliveries + 1
+            envelope = _replace(parsed.envelope, attempt=attempt)
             delivery = Delivery(envelope, group, member, attempt, until, receipt)
-            (late if attempt > envelope.max_attempts else out).append(delivery)
-        script_keys = [keys.leases(member), keys.stats, keys.inbox(member)]
-        if not late:
+            if attempt > envelope.max_attempts:
+                late.append((delivery, "lease lost on every attempt", True))
+                continue
+            args += [receipt, parsed.topic]
+            out.append(delivery)
+        if out:
             # Written a moment later, not awaited: the handlers start one round trip sooner
             # and a quick one replies before this script takes Redis's time. Every later
-            # step (ack, retry, release, expiry) checks the stream itself, the script skips
-            # entries already gone, and the counters only add, so the order does not matter.
-            self._defer_lease_write(script_keys, args)
-            return out
-        with translate_errors("record leases"):
-            await self._scripts.leased(script_keys, args)
-        for delivery in late:
-            reason = (
-                "lease lost on every attempt"
-                if delivery.envelope.created_at
-                else "undecodable envelope"
-            )
-            await self.bury(delivery, reason)
+            # step (ack, retry, release, expiry) checks the stream itself and the script
+            # skips entries already gone, so the order does not matter.
+            self._defer_lease_write([keys.leases(member), keys.stats, keys.inbox(member)], args)
+        for delivery, reason, counted in late:
+            log.error("message %s dead-lettered: %s", delivery.envelope.id, reason)
+            await self._bury(delivery, reason, counted=counted)
         return out
 
     def _defer_lease_write(self, keys: list[str], args: list[str | float]) -> None:
@@ -359,6 +341,11 @@ class RedisQueue(Closing):
         return bool(done)
 
     async def bury(self, delivery: Delivery, error: str) -> bool:
+        return await self._bury(delivery, error, counted=True)
+
+    async def _bury(self, delivery: Delivery, error: str, *, counted: bool) -> bool:
+        """Dead-letter a delivery; ``counted`` False for an entry the scripts never counted
+        (written by another tool), so the queue counters stay as they are."""
         keys = self._keys.group(delivery.group)
         member, envelope = delivery.member, delivery.envelope
         failed_at = self._clock.now()
@@ -381,6 +368,7 @@ class RedisQueue(Closing):
                     failed_at,
                     record,
                     self._dead_limit,
+                    1 if counted else 0,
                 ],
             )
         return bool(done)
@@ -410,13 +398,16 @@ class RedisQueue(Closing):
         with translate_errors("take dead letters"):
             for name in await self._all_groups():
                 keys = self._keys.group(name)
-                records = await self._scripts.take_dead(
-                    [keys.dead, keys.dead_data, keys.stats], list(ids)
-                )
-                for record in records:
-                    dead = _dead.decode(record)
-                    await self._redis.hincrby(keys.stats, f"dead:{dead.envelope.topic}", -1)
-                    taken.append(dead)
+                found = await self._redis.hmget(keys.dead_data, list(ids))
+                args: list[str] = []
+                for message, record in zip(ids, found, strict=True):
+                    if record is not None:
+                        args += [message, _dead.decode(record).envelope.topic]
+                if args:
+                    records = await self._scripts.take_dead(
+                        [keys.dead, keys.dead_data, keys.stats], args
+                    )
+                    taken += [_dead.decode(record) for record in records]
         return taken
 
     # -- observability ---------------------------------------------------------------------
@@ -426,23 +417,7 @@ class RedisQueue(Closing):
         with translate_errors("read stats"):
             for name in await self._all_groups():
                 raw = await self._redis.hgetall(self._keys.group(name).stats)
-                counts: dict[str, dict[str, int]] = defaultdict(dict)
-                for field, value in raw.items():
-                    kind, _, topic = decode_text(field).partition(":")
-                    counts[topic][kind] = max(int(value), 0)
-                out.extend(
-                    GroupStats(
-                        topic=topic,
-                        group=name,
-                        queued=c.get("queued", 0),
-                        in_flight=c.get("inflight", 0),
-                        delayed=c.get("delayed", 0),
-                        dead=c.get("dead", 0),
-                        processed=c.get("processed", 0),
-                        failed=c.get("failed", 0),
-                    )
-                    for topic, c in sorted(counts.items())
-                )
+                out += group_stats(name, raw)
         return out
 
     async def ping(self) -> ComponentHealth:

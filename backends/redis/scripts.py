@@ -29,6 +29,7 @@ _PLAIN = (
     "requeue",
     "hybrid_ack",
     "retire",
+    "keep_alive",
 )
 
 

@@ -10,9 +10,11 @@ for i = 2, #ARGV, 2 do
   if ok and #pending == 1 then
     redis.call('XACK', KEYS[1], 'broker', id)
     redis.call('XDEL', KEYS[1], id)
-    redis.call('ZREM', KEYS[2], id)
+    if redis.call('ZREM', KEYS[2], id) == 1 then
+      redis.call('HINCRBY', KEYS[4], 'inflight:' .. topic, -1)
+    end
     redis.call('HINCRBY', KEYS[3], member, -1)
-    redis.call('HINCRBY', KEYS[4], 'inflight:' .. topic, -1)
+    redis.call('HINCRBY', KEYS[4], 'queued:' .. topic, -1)
     redis.call('HINCRBY', KEYS[4], 'processed:' .. topic, 1)
     result[#result + 1] = 1
   else

@@ -26,10 +26,12 @@ for _, id in ipairs(late) do
     if ctx.sets[f.t] then
       redis.call('XACK', inbox, 'broker', id)
       redis.call('XDEL', inbox, id)
-      redis.call('ZREM', leases, id)
+      if redis.call('ZREM', leases, id) == 1 then
+        redis.call('HINCRBY', KEYS[6], 'inflight:' .. f.t, -1)
+      end
       redis.call('HINCRBY', KEYS[3], member, -1)
-      redis.call('HINCRBY', KEYS[6], 'inflight:' .. f.t, -1)
-      place(ctx, f.t, tonumber(f.a) + 1, f.e, '')
+      redis.call('HINCRBY', KEYS[6], 'queued:' .. f.t, -1)
+      place(ctx, f.t, (tonumber(f.a) or 0) + 1, f.e or '', '')
       moved = moved + 1
     end
   end

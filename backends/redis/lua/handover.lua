@@ -20,17 +20,17 @@ for _, entry in ipairs(redis.call('XRANGE', inbox, '-', '+', 'COUNT', count)) do
   local leased = pending[id]
   if (take_leased or not leased) and ctx.sets[f.t] then
     redis.call('XDEL', inbox, id)
-    local attempt = tonumber(f.a)
+    local attempt = tonumber(f.a) or 0
     if leased then
       redis.call('XACK', inbox, 'broker', id)
-      redis.call('ZREM', leases, id)
-      redis.call('HINCRBY', KEYS[6], 'inflight:' .. f.t, -1)
+      if redis.call('ZREM', leases, id) == 1 then
+        redis.call('HINCRBY', KEYS[6], 'inflight:' .. f.t, -1)
+      end
       attempt = attempt + 1
-    else
-      redis.call('HINCRBY', KEYS[6], 'queued:' .. f.t, -1)
     end
+    redis.call('HINCRBY', KEYS[6], 'queued:' .. f.t, -1)
     redis.call('HINCRBY', KEYS[3], member, -1)
-    place(ctx, f.t, attempt, f.e, '')
+    place(ctx, f.t, attempt, f.e or '', '')
     moved = moved + 1
   end
 end

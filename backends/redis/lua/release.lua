@@ -13,9 +13,11 @@ if not holds(KEYS[7], id, member) then
 end
 redis.call('XACK', KEYS[7], 'broker', id)
 redis.call('XDEL', KEYS[7], id)
-redis.call('ZREM', KEYS[8], id)
+if redis.call('ZREM', KEYS[8], id) == 1 then
+  redis.call('HINCRBY', KEYS[6], 'inflight:' .. topic, -1)
+end
 redis.call('HINCRBY', KEYS[3], member, -1)
-redis.call('HINCRBY', KEYS[6], 'inflight:' .. topic, -1)
+redis.call('HINCRBY', KEYS[6], 'queued:' .. topic, -1)
 local placed = place(ctx, topic, ARGV[ctx.next + 2], ARGV[ctx.next + 3], '')
 local result = finish(ctx, placed)
 result[4] = 1

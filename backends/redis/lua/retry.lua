@@ -7,9 +7,11 @@ local ok, pending = pcall(redis.call, 'XPENDING', inbox, 'broker', id, id, 1, AR
 if not ok or #pending ~= 1 then return 0 end
 redis.call('XACK', inbox, 'broker', id)
 redis.call('XDEL', inbox, id)
-redis.call('ZREM', KEYS[2], id)
+if redis.call('ZREM', KEYS[2], id) == 1 then
+  redis.call('HINCRBY', KEYS[4], 'inflight:' .. topic, -1)
+end
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
-redis.call('HINCRBY', KEYS[4], 'inflight:' .. topic, -1)
+redis.call('HINCRBY', KEYS[4], 'queued:' .. topic, -1)
 redis.call('HINCRBY', KEYS[4], 'delayed:' .. topic, 1)
 redis.call('HINCRBY', KEYS[4], 'failed:' .. topic, 1)
 return 1

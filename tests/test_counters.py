@@ -1,0 +1,139 @@
+"""The queue counters of `stats()` converge to what really waits after faults (Redis backends).
+
+A fetch is an ``XREADGROUP`` and then the lease records; a worker killed between the two, or a
+reply lost on the way, leaves entries read with no lease. Expiry or handover takes them back;
+afterwards ``queued``, ``in_flight`` and ``delayed`` must come back to zero once all is handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+import broker
+from backends.redis.keys import CONSUMER_GROUP, Keys
+from broker.protocols import MemberInfo
+from tests.conftest import FAST, MakeClient
+from tests.contract.helpers import eventually, wait_for
+from tests.redis_servers import RedisServer, require_redis_server
+
+TOPIC = "jobs"
+N = 40
+REDIS_BACKENDS = ["fakeredis", "redis", "cluster"]
+
+
+@pytest.mark.parametrize("backend", REDIS_BACKENDS, indirect=True)
+@pytest.mark.parametrize("beats", [True, False], ids=["expired", "evicted"])
+async def test_counters_converge_after_a_fetch_whose_leases_were_never_recorded(
+    make_client: MakeClient, beats: bool
+) -> None:
+    """A member reads its inbox and dies before recording the leases: the entries are taken
+    back by lease expiry (the member still counts as live) or by handover (it is evicted)."""
+    config = FAST.replace(lease=0.3, heartbeat_ttl=1.0 if not beats else 30.0)
+    client = make_client(config=config, strategy="weighted")
+    group = client.config.app_name
+    seen: Counter[int] = Counter()
+    sub = client.subscriber()
+
+    @sub.handler(TOPIC)
+    async def handle(n: int) -> None:
+        seen[n] += 1
+
+    await sub.start()
+    ghost = MemberInfo(id="ghost", group=group, topics=(TOPIC,))
+    await client.registry.register(ghost)
+    await client.queue.attach(group, ghost.id)
+    for start in range(0, N, 10):  # the first call's reply tells the producer of "ghost"
+        await client.publish_many(TOPIC, list(range(start, start + 10)))
+
+    redis = client.queue.redis  # type: ignore[attr-defined]
+    inbox = Keys(client.config.prefix).group(group).inbox(ghost.id)
+    read = await redis.xreadgroup(CONSUMER_GROUP, ghost.id, {inbox: ">"}, count=N)
+    assert read, "some messages went to the member that dies"
+    assert read[0][1]
+    # weight 0: what expiry takes back goes to the live subscriber, not to "ghost" again
+    await client.registry.set_weight(group, ghost.id, 0)
+
+    await wait_for(lambda: len(seen) == N, timeout=20)
+    await client.join(timeout=10)
+    left = [(s.queued, s.in_flight, s.delayed) for s in await client.queue.stats()]
+    assert left == [(0, 0, 0)]
+    assert seen == Counter(range(N))
+
+
+@pytest.mark.parametrize("backend", REDIS_BACKENDS, indirect=True)
+async def test_counters_stay_exact_when_an_ack_beats_the_lease_write(
+    make_client: MakeClient,
+) -> None:
+    """Lease records are written a moment after the read; quick handlers ack before that."""
+    client = make_client()
+    sub = client.subscriber()
+    done: list[int] = []
+
+    @sub.handler(TOPIC)
+    async def handle(n: int) -> None:
+        done.append(n)
+
+    await sub.start()
+    for start in range(0, 200, 50):
+        await client.publish_many(TOPIC, list(range(start, start + 50)))
+    await wait_for(lambda: len(done) == 200, timeout=20)
+    await client.join(timeout=10)
+    stats = await client.queue.stats()
+    assert [(s.queued, s.in_flight, s.processed) for s in stats] == [(0, 0, 200)]
+
+
+@pytest.mark.parametrize("backend", REDIS_BACKENDS, indirect=True)
+async def test_dead_count_goes_down_with_purge_in_the_same_step(make_client: MakeClient) -> None:
+    client = make_client(config=FAST.replace(max_attempts=1))
+    sub = client.subscriber()
+
+    @sub.handler(TOPIC)
+    async def fail(n: int) -> None:
+        raise RuntimeError(str(n))
+
+    await sub.start()
+    ids = await client.publish_many(TOPIC, [1, 2, 3])
+    await client.join(timeout=10)
+    assert [s.dead for s in await client.queue.stats()] == [3]
+    assert await client.purge([ids[0], ids[1], "no-such-id"]) == 2
+    assert await client.purge([ids[0]]) == 0, "taken once"
+    assert [s.dead for s in await client.queue.stats()] == [1]
+
+
+async def test_counters_converge_after_redis_is_killed_and_restarted_with_aof() -> None:
+    """redis-server SIGKILLed mid-drain and started again from its AOF: replies lost in the
+    kill (fetches, lease writes, acks) leave no phantom queued or in-flight message."""
+    require_redis_server()
+    config = FAST.replace(prefix="counters", lease=0.5, heartbeat_ttl=30.0)
+    with RedisServer(appendonly=True) as server:
+        client = broker.new_redis_client("app", server.url, config=config)
+        async with client:
+            seen: Counter[int] = Counter()
+            sub = client.subscriber(max_jobs=20)
+
+            @sub.handler(TOPIC)
+            async def handle(n: int) -> None:
+                await asyncio.sleep(0.01)  # work that takes time, so the kill finds some
+                seen[n] += 1
+
+            await sub.start()
+            for start in range(0, 1000, 100):
+                await client.publish_many(TOPIC, list(range(start, start + 100)))
+            await wait_for(lambda: len(seen) >= 200, timeout=20)
+            await asyncio.to_thread(server.kill)
+            await asyncio.to_thread(server.start)
+            await wait_for(lambda: len(seen) == 1000, timeout=30)
+
+            async def settled() -> bool:
+                try:
+                    stats = await client.queue.stats()
+                except broker.BackendError:
+                    return False
+                return [(s.queued, s.in_flight, s.delayed) for s in stats] == [(0, 0, 0)]
+
+            await eventually(settled, timeout=20)
+            await client.join(timeout=5)
+            assert set(seen) == set(range(1000))
