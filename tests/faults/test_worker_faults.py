@@ -63,17 +63,7 @@ async def test_sigkill_soak_loses_nothing(stage: Stage) -> None:
     await sigkill_soak(stage, kills=12, per_producer=15_000, every=2.0, pause=0.04)
 
 
-HYBRID_COUNTS_REFUSED_ACK = (
-    "hybrid mode: a late ack refused because the lease passed to another member still counts "
-    "as processed (not lost) in the refused member's own Subscriber counters"
-)
-
-
-async def test_stopped_worker_late_ack_is_refused_and_counted(
-    stage: Stage, mode: str, request: pytest.FixtureRequest
-) -> None:
-    if mode == "hybrid":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=HYBRID_COUNTS_REFUSED_ACK))
+async def test_stopped_worker_late_ack_is_refused_and_counted(stage: Stage) -> None:
     _, site = await stage()
     faults = Faults()
     holder = site.worker("a", "--slow", "4", "--lease", "1")
