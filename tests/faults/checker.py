@@ -94,6 +94,12 @@ async def drained(
     return account(site, ids, faults)
 
 
+async def settled(site: Site, timeout: float = 10.0) -> None:
+    """Every counter of the prefix converges to what really waits: nothing queued, delayed or
+    in flight once everything was handled (``join`` over all groups)."""
+    await site.client().join(timeout=timeout, all_groups=True)
+
+
 async def handled_more(site: Site, by: int, pid: int | None = None, timeout: float = 20) -> None:
     """Wait until the ledger grew by ``by`` lines (of process ``pid`` only, if given)."""
 

@@ -13,6 +13,7 @@ from tests.faults.checker import (
     handled_more,
     kill_connections,
     read_published,
+    settled,
 )
 from tests.faults.conftest import Stage
 from tests.processes.harness import APP, Child, Site, until
@@ -55,6 +56,7 @@ async def test_client_kill_of_worker_connections_mid_batch_loses_nothing(stage: 
     published = read_published([ids])
     result = await drained(site, published, faults)
     result.check()
+    await settled(site)
     for worker in workers:
         worker.signal(signal.SIGTERM)
     for worker in workers:
@@ -132,6 +134,6 @@ async def test_out_of_memory_publish_raises_backend_error_and_flow_resumes(
     holder.assert_exits_cleanly()
     result = await drained(site, accepted, faults)
     result.check()
+    await settled(site)  # counters agree with what is stored: nothing half-written
     assert not result.more, result.more
     assert not result.unknown, result.unknown  # a refused batch stored none of its messages
-    await client.join(timeout=10)  # counters agree with what is stored: nothing half-written

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import broker
-from tests.faults.checker import Faults, drained, read_published
+from tests.faults.checker import Faults, drained, read_published, settled
 from tests.faults.conftest import Stage
 from tests.processes.harness import Child, Site, until
 from tests.redis_servers import RedisServer
@@ -59,6 +59,7 @@ async def test_redis_restart_with_aof_loses_no_returned_publish(stage: Stage) ->
 
     result = await drained(site, published, faults)
     result.check()
+    await settled(site)
     assert len(result.more) <= 2 * 20, result.more  # at most what was in flight
     errors = summary["errors"]
     assert isinstance(errors, dict)
@@ -97,6 +98,7 @@ async def test_redis_restart_without_persistence_recovers_within_5s(stage: Stage
     later = await client.publish_many("jobs", list(range(300)))  # after recovery: all flow
     result = await drained(site, later, faults, timeout=15)
     result.check()
+    await settled(site)
     stop_workers(workers)
 
 
@@ -118,6 +120,7 @@ async def test_stopped_redis_server_bounds_every_call_and_flow_resumes(stage: St
     published = read_published([producer[1]])
     result = await drained(site, published, faults, timeout=20)
     result.check()
+    await settled(site)
     errors, longest = summary["errors"], summary["longest"]
     assert isinstance(errors, dict)
     assert set(errors) <= TYPED, errors

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from tests.faults.checker import Faults, drained, handled_more, read_published
+from tests.faults.checker import Faults, drained, handled_more, read_published, settled
 from tests.faults.conftest import Stage
 from tests.processes.harness import Child, Site, until
 from tests.processes.worker import CLEANUP_INTERVAL, HEARTBEAT_TTL
@@ -45,6 +45,7 @@ async def sigkill_soak(
     published = read_published(path for _, path in producers)
     result = await drained(site, published, faults, timeout=HEARTBEAT_TTL + 20)
     result.check()
+    await settled(site)
     assert len(published) == 2 * per_producer
     assert len(result.more) <= kills * 20  # at most max_jobs in flight per killed worker
     for worker in workers:
@@ -95,10 +96,10 @@ async def test_stopped_worker_late_ack_is_refused_and_counted(stage: Stage) -> N
 
     result = await drained(site, [message_id], faults, timeout=1)
     result.check()
+    await settled(site)
     assert sorted((x.member, x.attempt) for x in site.ledger.of(message_id)) == [("a", 1), ("b", 2)]
     stats = await client.stats()
     group = [g for g in stats.groups if g.topic == "jobs"]
     assert sum(g.processed for g in group) == 1, group  # the late ack of a was refused
     assert sum(g.queued + g.in_flight for g in group) == 0, group
     assert await client.dead_letters() == []
-    await asyncio.wait_for(client.join(timeout=5), 10)
