@@ -34,16 +34,38 @@ class LocalDispatcher(Closing):
     async def aclose(self) -> None:
         await self._balancer.aclose()
 
-    async def dispatch(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> None:
-        await self._route(group, topic, envelopes, drain=True)
+    async def dispatch(
+        self,
+        group: str,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        *,
+        require_member: bool = False,
+    ) -> int:
+        return await self._route(group, topic, envelopes, drain=True, required=require_member)
 
     async def _route(
-        self, group: str, topic: str, envelopes: Sequence[Envelope], *, drain: bool
+        self,
+        group: str,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        *,
+        drain: bool,
+        required: bool = False,
     ) -> int:
-        """Push each envelope to the member the balancer picks; returns how many were placed."""
+        """Push each envelope to the member the balancer picks; returns how many were placed.
+
+        With ``required``, an envelope no live member takes is dropped instead of backlogged.
+        """
         queue = self._queue
         load = await queue.outstanding(group) if self._balancer.needs_load else {}
         members = await self._balancer.assign(group, topic, envelopes, load)
+        if required and None in members:
+            kept = [(m, e) for m, e in zip(members, envelopes, strict=True) if m is not None]
+            if not kept:
+                return 0
+            members = [m for m, _ in kept]
+            envelopes = [e for _, e in kept]
         first = members[0]
         if members.count(first) == len(members):
             backlogged = await queue.push(group, first, envelopes)

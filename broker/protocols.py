@@ -192,8 +192,17 @@ class Dispatcher(Resource, Protocol):
     composes a `Balancer` and a `Queue`.
     """
 
-    async def dispatch(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> None:
-        """Give each envelope to one live member of ``group`` (or the group backlog)."""
+    async def dispatch(
+        self,
+        group: str,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        *,
+        require_member: bool = False,
+    ) -> int:
+        """Give each envelope to one live member of ``group`` (or the group backlog); returns
+        how many were placed on a live member. With ``require_member``, an envelope that finds
+        no live member of ``group`` handling ``topic`` is not stored at all."""
 
     async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
         """Dispatch messages of any topics again (replayed dead letters)."""

@@ -32,29 +32,46 @@ class HybridDispatcher(Closing):
     async def aclose(self) -> None:
         await self._local.aclose()
 
-    async def dispatch(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> None:
-        stream = self._keys.group(group).stream(topic)
+    async def dispatch(
+        self,
+        group: str,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        *,
+        require_member: bool = False,
+    ) -> int:
+        topics = self._queue._durable.topic_groups
+        used = topics.view(topic)  # before any await
+        seen = await self._add(group, topic, envelopes)
+
+        async def send(name: str) -> None:
+            await self._add(name, topic, envelopes)
+
+        await topics.unseen(topic, group, used, seen, send)
+        return len(envelopes)
+
+    async def _add(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> str:
+        """XADD the envelopes to the group's stream; returns the topic's groups token read
+        after them in the same round trip (see `TopicGroups`)."""
+        keys = self._keys.group(group)
+        stream = keys.stream(topic)
         redis = self._queue._redis
         with translate_errors("publish"):
-            if len(envelopes) == 1:
-                envelope = envelopes[0]
-                await redis.xadd(
-                    stream, {"t": topic, "a": envelope.attempt, "e": encode_envelope(envelope)}
-                )
-                return
             async with redis.pipeline(transaction=False) as pipe:
                 for envelope in envelopes:
                     pipe.xadd(
                         stream, {"t": topic, "a": envelope.attempt, "e": encode_envelope(envelope)}
                     )
-                await pipe.execute()
+                pipe.hget(keys.state, f"gv:{topic}")
+                token = (await pipe.execute())[-1]
+        return "" if token is None else token.decode() if isinstance(token, bytes) else str(token)
 
     async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
         by_topic: dict[str, list[Envelope]] = defaultdict(list)
         for envelope in envelopes:
             by_topic[envelope.topic].append(envelope)
         for topic, batch in by_topic.items():
-            await self.dispatch(group, topic, batch)
+            await self._add(group, topic, batch)
 
     async def handover(self, group: str, member: str, *, leased: bool) -> int:
         return await self._local.handover(group, member, leased=leased)
