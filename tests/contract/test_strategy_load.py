@@ -7,7 +7,6 @@ import random
 from collections.abc import Sequence
 from typing import ClassVar
 
-import broker
 from broker.message import Envelope
 from broker.protocols import Candidate
 from tests.conftest import MakeClient
@@ -54,7 +53,8 @@ async def test_a_load_aware_user_strategy_sees_outstanding_messages(
     await quick.start()
     for n in range(1, 6):
         await client.publish("work", n)
-        await wait_for(lambda: len(handled) == n + 1)
+        count = n + 1
+        await wait_for(lambda: len(handled) == count)  # noqa: B023 - awaited here
     release.set()
     await client.join()
     assert handled == [("m0", 0)] + [("m1", n) for n in range(1, 6)]
