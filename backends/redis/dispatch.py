@@ -310,21 +310,33 @@ class RedisDispatcher(Closing):
             )
 
     async def expire_leases(self) -> int:
+        """Take back ran-out leases: per group, one read of the expiry index (the members
+        whose earliest lease is due, kept by their heartbeats), then one script per due
+        member."""
         moved = 0
         now = self._clock.now()
         with translate_errors("expire leases"):
             for group in await self._registry.groups():
                 keys = self._keys.group(group)
-                for info in await self._registry.members(group):
-                    script_keys, args, _ = await self._routing(
-                        group, info.topics, [keys.inbox(info.id), keys.leases(info.id)]
-                    )
-                    reply = await self._scripts.expire(
-                        script_keys, [*args, info.id, now, _PEEK, int(self._lease * 1000)]
-                    )
-                    self._seen(group, reply)
-                    moved += int(reply[0])
+                for raw in await self._redis.zrangebyscore(keys.expiry, "-inf", now):
+                    moved += await self._expire(keys, decode_text(raw), now)
         return moved
+
+    async def _expire(self, keys: GroupKeys, member: str, now: float) -> int:
+        topics = await self._redis.hget(keys.info(member), "topics")
+        if topics is None:  # left or evicted: its messages are handed over, not expired
+            await self._redis.zrem(keys.expiry, member)
+            return 0
+        script_keys, args, _ = await self._routing(
+            keys.name,
+            [t for t in decode_text(topics).split(",") if t],
+            [keys.inbox(member), keys.leases(member), keys.expiry],
+        )
+        reply = await self._scripts.expire(
+            script_keys, [*args, member, now, _PEEK, int(self._lease * 1000)]
+        )
+        self._seen(keys.name, reply)
+        return int(reply[0])
 
     async def drain_backlog(self, group: str) -> int:
         keys = self._keys.group(group)
@@ -333,4 +345,6 @@ class RedisDispatcher(Closing):
             return await self._topics_in(keys, keys.backlog, None)
 
         with translate_errors("drain backlog"):
+            if not await self._redis.xlen(keys.backlog):
+                return 0
             return await self._repeat(group, self._scripts.drain, topics_of, [], [_PEEK])
