@@ -263,14 +263,18 @@ class Subscriber:
         # Idle, the blocking read waits up to a heartbeat interval: nothing but a new message
         # (which ends the read) or a retry the queue knows is due needs it sooner. While
         # handlers run, one of them may schedule a retry, so the read is kept short.
+        # A blocking read holds a pooled connection: with more members than half the pool,
+        # long reads would keep heartbeats and publishes waiting for one, so reads stay short.
         idle_wait = max(config.heartbeat_interval, _FETCH_WAIT)
+        subscribers = self._client._subscribers
         while not self._stopping:
             free = self.max_jobs - len(self._held)
             if free <= 0:
                 self._slot.clear()
                 await self._slot.wait()
                 continue
-            wait = _FETCH_WAIT if self._held else idle_wait
+            crowded = 2 * len(subscribers) > config.pool_size
+            wait = _FETCH_WAIT if self._held or crowded else idle_wait
             try:
                 batch = await queue.fetch(self.group, self.id, free, lease, wait)
             except Exception:
