@@ -116,7 +116,7 @@ class TopicGroups:
         if used is not None and used.versions.get(group) == seen:
             return
         fresh = await self._read(topic, self._views.get(topic), {group: seen})
-        known = set(used.groups) if used is not None else {group}
+        known = {group, *(used.groups if used is not None else ())}
         for name in fresh.groups:
             if name not in known:
                 await send(name)

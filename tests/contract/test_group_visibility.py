@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
+import broker
 from tests.conftest import FAST, MakeClient
+from tests.contract.helpers import wait_for
 
 # Far longer than any test: only the groups token can make a producer see a new group.
 LONG_CACHE = FAST.replace(groups_cache=60.0)
@@ -70,3 +73,24 @@ async def test_the_first_group_of_a_topic_is_seen_by_a_producer_that_found_none(
     await worker.join()
     assert got == [7]
     assert await producer.queue.groups("fresh") == ["worker"]  # not its own app group
+
+
+async def test_groups_started_concurrently_are_both_seen(make_client: MakeClient) -> None:
+    producer = make_client("app", config=LONG_CACHE)
+    got: dict[str, list[int]] = {"a": [], "b": [], "c": []}
+
+    def subscribe(client_name: str, group: str) -> broker.Subscriber:
+        sub = make_client(client_name, config=LONG_CACHE).subscriber(group=group)
+
+        async def handle(n: int) -> None:
+            got[group].append(n)
+
+        sub.add_handler("shared", handle)
+        return sub
+
+    first = subscribe("w0", "a")
+    await first.start()
+    await producer.publish("shared", 0)  # warm: the producer knows [a]
+    await asyncio.gather(subscribe("w1", "b").start(), subscribe("w2", "c").start())
+    await producer.publish("shared", 1)
+    await wait_for(lambda: got == {"a": [0, 1], "b": [1], "c": [1]}, timeout=10.0)
