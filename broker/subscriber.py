@@ -30,6 +30,7 @@ __all__ = ["Subscriber"]
 log = logging.getLogger("broker")
 F = TypeVar("F", bound=HandlerFunc)
 _FETCH_WAIT = 1.0
+_SPARE_CONNECTIONS = 16
 _ERROR_PAUSE = 0.5
 
 
@@ -263,8 +264,9 @@ class Subscriber:
         # Idle, the blocking read waits up to a heartbeat interval: nothing but a new message
         # (which ends the read) or a retry the queue knows is due needs it sooner. While
         # handlers run, one of them may schedule a retry, so the read is kept short.
-        # A blocking read holds a pooled connection: with more members than half the pool,
-        # long reads would keep heartbeats and publishes waiting for one, so reads stay short.
+        # A blocking read holds a pooled connection: with about as many members as the pool
+        # has connections, long reads would keep heartbeats and publishes waiting for one, so
+        # reads stay short.
         idle_wait = max(config.heartbeat_interval, _FETCH_WAIT)
         subscribers = self._client._subscribers
         while not self._stopping:
@@ -273,7 +275,7 @@ class Subscriber:
                 self._slot.clear()
                 await self._slot.wait()
                 continue
-            crowded = 2 * len(subscribers) > config.pool_size
+            crowded = len(subscribers) > config.pool_size - _SPARE_CONNECTIONS
             wait = _FETCH_WAIT if self._held or crowded else idle_wait
             try:
                 batch = await queue.fetch(self.group, self.id, free, lease, wait)

@@ -345,6 +345,4 @@ class RedisDispatcher(Closing):
             return await self._topics_in(keys, keys.backlog, None)
 
         with translate_errors("drain backlog"):
-            if not await self._redis.xlen(keys.backlog):
-                return 0
             return await self._repeat(group, self._scripts.drain, topics_of, [], [_PEEK])
