@@ -43,11 +43,12 @@ class HybridDispatcher(Closing):
         topics = self._queue._durable.topic_groups
         used = topics.view(topic)  # before any await
         seen = await self._add(group, topic, envelopes)
+        if not topics.expected(used, group, seen):
 
-        async def send(name: str) -> None:
-            await self._add(name, topic, envelopes)
+            async def send(name: str) -> None:
+                await self._add(name, topic, envelopes)
 
-        await topics.unseen(topic, group, used, seen, send)
+            await topics.unseen(topic, group, used, seen, send)
         return len(envelopes)
 
     async def _add(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> str:

@@ -196,7 +196,7 @@ class RedisDispatcher(Closing):
         topics = self._topics
         used = topics.view(topic) if topics is not None else None  # before any await
         placed, seen = await self._dispatch(group, topic, envelopes, require_member)
-        if topics is not None:
+        if topics is not None and not topics.expected(used, group, seen):
 
             async def send(name: str) -> None:
                 await self._dispatch(name, topic, envelopes, require_member)

@@ -103,6 +103,12 @@ class TopicGroups:
                     pipe.hset(self._keys.group(_text(name)).state, self.field(topic), token)
                 await pipe.execute()
 
+    @staticmethod
+    def expected(used: GroupsView | None, group: str, seen: str) -> bool:
+        """Whether a publish that used ``used`` and found token ``seen`` of ``group`` knew
+        every group (the common case: nothing to do)."""
+        return used is not None and used.versions.get(group) == seen
+
     async def unseen(
         self,
         topic: str,
@@ -113,7 +119,7 @@ class TopicGroups:
     ) -> None:
         """After a publish to ``group`` found token ``seen``: if the list it used did not
         expect it, read the list again and ``send`` the messages to each group it lacked."""
-        if used is not None and used.versions.get(group) == seen:
+        if self.expected(used, group, seen):
             return
         fresh = await self._read(topic, self._views.get(topic), {group: seen})
         known = {group, *(used.groups if used is not None else ())}
