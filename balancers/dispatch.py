@@ -41,8 +41,9 @@ class LocalDispatcher(Closing):
         envelopes: Sequence[Envelope],
         *,
         require_member: bool = False,
+        fan_out: bool = True,
     ) -> int:
-        return await self._route(group, topic, envelopes, drain=True, require=require_member)
+        return await self._route(group, topic, envelopes, drain=True, required=require_member)
 
     async def _route(
         self,
@@ -51,20 +52,21 @@ class LocalDispatcher(Closing):
         envelopes: Sequence[Envelope],
         *,
         drain: bool,
-        require: bool = False,
+        required: bool = False,
     ) -> int:
         """Push each envelope to the member the balancer picks; returns how many were placed.
 
-        With ``require``, envelopes no live member takes are dropped instead of backlogged.
+        With ``required``, an envelope no live member takes is dropped instead of backlogged.
         """
         queue = self._queue
         load = await queue.outstanding(group) if self._balancer.needs_load else {}
         members = await self._balancer.assign(group, topic, envelopes, load)
-        if require and None in members:
+        if required and None in members:
             kept = [(m, e) for m, e in zip(members, envelopes, strict=True) if m is not None]
             if not kept:
                 return 0
-            members, envelopes = [m for m, _ in kept], [e for _, e in kept]
+            members = [m for m, _ in kept]
+            envelopes = [e for _, e in kept]
         first = members[0]
         if members.count(first) == len(members):
             backlogged = await queue.push(group, first, envelopes)

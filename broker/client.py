@@ -245,7 +245,7 @@ class Client(Closing):
                 self._declared.add((group, topic))
         self._use(group, topic)
         return await self.dispatcher.dispatch(
-            group, topic, envelopes, require_member=require_member
+            group, topic, envelopes, require_member=require_member, fan_out=False
         )
 
     def include_group(self, group: str) -> None:

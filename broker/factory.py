@@ -108,11 +108,19 @@ def new_redis_client(
             return make_strategy(name, r)
 
         chosen = factory
-    dispatcher = RedisDispatcher(
-        redis, keys, scripts, registry, chosen, clock, rng, lease=config.lease
-    )
     queue = RedisQueue(
         redis, keys, scripts, clock, owns_client=owns, groups_ttl=config.groups_cache
+    )
+    dispatcher = RedisDispatcher(
+        redis,
+        keys,
+        scripts,
+        registry,
+        chosen,
+        clock,
+        rng,
+        lease=config.lease,
+        topics=queue.topic_groups,
     )
     channels = RedisChannels(redis, keys)
 

@@ -209,12 +209,15 @@ class Dispatcher(Resource, Protocol):
         envelopes: Sequence[Envelope],
         *,
         require_member: bool = False,
+        fan_out: bool = True,
     ) -> int:
-        """Give each envelope to one live member of ``group`` handling ``topic`` (or to the
-        group backlog); returns how many went to a member.
+        """Give each envelope to one live member of ``group`` (or the group backlog); returns
+        how many were placed on a live member. With ``require_member``, an envelope that finds
+        no live member of ``group`` handling ``topic`` is not stored at all.
 
-        With ``require_member``, an envelope no live member handles is not stored at all.
-        """
+        ``fan_out`` says this is one group of a publish to every group on ``topic``: a backend
+        whose producers cache the topic's groups may then also reach groups declared since the
+        caller read them. Without it the envelopes go to ``group`` only (tasks, requests)."""
 
     async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
         """Dispatch messages of any topics again (replayed dead letters)."""

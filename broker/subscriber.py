@@ -30,6 +30,7 @@ __all__ = ["Subscriber"]
 log = logging.getLogger("broker")
 F = TypeVar("F", bound=HandlerFunc)
 _FETCH_WAIT = 1.0
+_SPARE_CONNECTIONS = 16
 _ERROR_PAUSE = 0.5
 
 
@@ -236,6 +237,8 @@ class Subscriber:
         """Beat once now (the background task does this every ``heartbeat_interval``);
         renew the leases of running handlers, and re-register if this member was evicted."""
         client = self._client
+        if self._held:  # first, so the beat records the renewed deadlines for cleanup
+            await client.queue.renew(list(self._held.values()), client.config.lease)
         alive = await client.registry.heartbeat(
             self.group,
             self.id,
@@ -246,8 +249,6 @@ class Subscriber:
         if not alive and not self._stopping:
             log.warning("member %s was evicted while alive; registering again", self.id)
             await self._join()
-        if self._held:
-            await client.queue.renew(list(self._held.values()), client.config.lease)
 
     # -- loops -----------------------------------------------------------------------------
 
@@ -262,15 +263,26 @@ class Subscriber:
                 log.exception("heartbeat of %s failed; retrying", self.id)
 
     async def _fetch_loop(self) -> None:
-        queue, lease = self._client.queue, self._client.config.lease
+        config = self._client.config
+        queue, lease = self._client.queue, config.lease
+        # Idle, the blocking read waits up to a heartbeat interval: nothing but a new message
+        # (which ends the read) or a retry the queue knows is due needs it sooner. While
+        # handlers run, one of them may schedule a retry, so the read is kept short.
+        # A blocking read holds a pooled connection: with about as many members as the pool
+        # has connections, long reads would keep heartbeats and publishes waiting for one, so
+        # reads stay short.
+        idle_wait = max(config.heartbeat_interval, _FETCH_WAIT)
+        subscribers = self._client._subscribers
         while not self._stopping:
             free = self.max_jobs - len(self._held)
             if free <= 0:
                 self._slot.clear()
                 await self._slot.wait()
                 continue
+            crowded = len(subscribers) > config.pool_size - _SPARE_CONNECTIONS
+            wait = _FETCH_WAIT if self._held or crowded else idle_wait
             try:
-                batch = await queue.fetch(self.group, self.id, free, lease, _FETCH_WAIT)
+                batch = await queue.fetch(self.group, self.id, free, lease, wait)
             except Exception:
                 log.exception("fetch for %s failed; retrying", self.id)
                 await asyncio.sleep(_ERROR_PAUSE * self._client.rng.uniform(0.5, 1.5))

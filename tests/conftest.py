@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import pytest
 
 import broker
-from broker.protocols import Clock
+from broker.protocols import Clock, StrategyFactory
 from tests.redis_servers import (
     RedisCluster,
     require_redis_server,
@@ -34,7 +34,7 @@ class MakeClient(Protocol):
         self,
         app: str = "app",
         *,
-        strategy: str = "round_robin",
+        strategy: str | StrategyFactory = "round_robin",
         config: broker.Config | None = None,
         clock: Clock | None = None,
     ) -> broker.Client: ...
@@ -105,7 +105,7 @@ async def make_client(backend: str, request: pytest.FixtureRequest) -> AsyncIter
         def make(
             app: str = "app",
             *,
-            strategy: str = "round_robin",
+            strategy: str | StrategyFactory = "round_robin",
             config: broker.Config | None = None,
             clock: Clock | None = None,
         ) -> broker.Client:

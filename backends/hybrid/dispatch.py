@@ -50,26 +50,40 @@ class HybridDispatcher(Closing):
         envelopes: Sequence[Envelope],
         *,
         require_member: bool = False,
+        fan_out: bool = True,
     ) -> int:
         stream = self._keys.group(group).stream(topic)
+        if require_member and not await self._read_by_someone(group, topic, stream):
+            return 0
+        topics = self._queue._durable.topic_groups
+        used = topics.view(topic) if fan_out else None  # before any await
+        seen = await self._add(group, topic, envelopes)
+        if fan_out and not topics.expected(used, group, seen):
+
+            async def send(name: str) -> None:
+                await self._add(name, topic, envelopes)
+
+            await topics.unseen(topic, group, used, seen, send)
+        return len(envelopes)
+
+    async def _add(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> str:
+        """XADD the envelopes to the group's stream; returns the topic's groups token read
+        after them in the same round trip (see `TopicGroups`).
+
+        One MULTI/EXEC: a batch Redis refuses (out of memory) stores none of its messages.
+        """
+        keys = self._keys.group(group)
+        stream = keys.stream(topic)
         redis = self._queue._redis
         with translate_errors("publish"):
-            if require_member and not await self._read_by_someone(group, topic, stream):
-                return 0
-            if len(envelopes) == 1:
-                envelope = envelopes[0]
-                await redis.xadd(
-                    stream, {"t": topic, "a": envelope.attempt, "e": encode_envelope(envelope)}
-                )
-                return 1
-            # MULTI/EXEC: a batch Redis refuses (out of memory) stores none of its messages
             async with redis.pipeline(transaction=True) as pipe:
                 for envelope in envelopes:
                     pipe.xadd(
                         stream, {"t": topic, "a": envelope.attempt, "e": encode_envelope(envelope)}
                     )
-                await pipe.execute()
-        return len(envelopes)
+                pipe.hget(keys.state, f"gv:{topic}")
+                token = (await pipe.execute())[-1]
+        return "" if token is None else token.decode() if isinstance(token, bytes) else str(token)
 
     async def _read_by_someone(self, group: str, topic: str, stream: str) -> bool:
         """Whether a process reads ``stream``: a consumer of its group that read within the
@@ -77,10 +91,11 @@ class HybridDispatcher(Closing):
         now = time.monotonic()
         if self._reading.get((group, topic), 0.0) > now:
             return True
-        try:
-            consumers = await self._queue._redis.xinfo_consumers(stream, CONSUMER_GROUP)
-        except redis_errors.ResponseError:
-            return False  # no stream or no consumer group: nobody ever read it
+        with translate_errors("publish"):
+            try:
+                consumers = await self._queue._redis.xinfo_consumers(stream, CONSUMER_GROUP)
+            except redis_errors.ResponseError:
+                return False  # no stream or no consumer group: nobody ever read it
         limit = self._ttl * 1000
         if not any(int(c["idle"]) < limit for c in consumers if decode_text(c["name"])):
             return False
@@ -94,7 +109,7 @@ class HybridDispatcher(Closing):
         for envelope in envelopes:
             by_topic[envelope.topic].append(envelope)
         for topic, batch in by_topic.items():
-            await self.dispatch(group, topic, batch)
+            await self._add(group, topic, batch)
 
     async def handover(self, group: str, member: str, *, leased: bool) -> int:
         return await self._local.handover(group, member, leased=leased)

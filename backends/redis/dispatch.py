@@ -3,7 +3,8 @@
 Round-robin, weighted and least-connections run inside the script over state kept in Redis,
 so every producer process shares one rotation, one set of smooth weights and one count of
 outstanding messages. Consistent hashing and user strategies choose in the client from a
-registry snapshot; the script only checks the chosen member is still live.
+registry snapshot (with each member's outstanding count from the group's load hash when
+the strategy reads load); the script only checks the chosen member is still live.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from backends.redis.keys import GroupKeys, Keys
 from backends.redis.queue import decode_text, encode_envelope
 from backends.redis.registry import RedisRegistry
 from backends.redis.scripts import Call, Scripts
+from backends.redis.topics import TopicGroups
 from broker.errors import InvalidArgument
 from broker.message import Delivery, Envelope
 from broker.protocols import Candidate, Clock, Closing, MemberInfo, Strategy, StrategyFactory
@@ -40,6 +42,9 @@ class RedisDispatcher(Closing):
         clock: time source for lease expiry.
         lease: seconds; a pending entry with no lease record idle this long is taken back.
         rng: random source for client-side strategies.
+        topics: the producer's lists of groups per topic (`RedisQueue.topic_groups`): a
+            publish that finds a group's token changed sends its messages to the groups
+            declared since (see `TopicGroups`).
     """
 
     def __init__(
@@ -53,6 +58,7 @@ class RedisDispatcher(Closing):
         rng: random.Random | None = None,
         *,
         lease: float = 30.0,
+        topics: TopicGroups | None = None,
     ) -> None:
         self._redis = client
         self._lease = lease
@@ -68,6 +74,10 @@ class RedisDispatcher(Closing):
         else:
             self._name = "client"
             self._factory = strategy
+        self._uses_load = self._factory is not None and bool(
+            getattr(self._factory(rng), "uses_load", False)
+        )
+        self._topics = topics
         self._rng = rng
         self._strategies: dict[str, Strategy] = {}
         self._snapshots: dict[str, tuple[int, list[MemberInfo]]] = {}
@@ -132,16 +142,40 @@ class RedisDispatcher(Closing):
         args += [m.id for m in members]
         return script_keys, args, members
 
-    def _hint(self, group: str, envelope: Envelope, members: list[MemberInfo]) -> str:
+    def _hint(
+        self,
+        group: str,
+        envelope: Envelope,
+        members: list[MemberInfo],
+        load: dict[str, int] | None,
+    ) -> str:
         if self._factory is None:
             return ""
-        candidates = [Candidate(m.id, m.weight) for m in members if envelope.topic in m.topics]
+        if load is None:
+            candidates = [Candidate(m.id, m.weight) for m in members if envelope.topic in m.topics]
+        else:
+            candidates = [
+                Candidate(m.id, m.weight, load.get(m.id, 0))
+                for m in members
+                if envelope.topic in m.topics
+            ]
         if not candidates:
             return ""
         strategy = self._strategies.get(group)
         if strategy is None:
             strategy = self._strategies[group] = self._factory(self._rng)
-        return strategy.select(envelope, candidates).id
+        chosen = strategy.select(envelope, candidates).id
+        if load is not None:
+            load[chosen] = load.get(chosen, 0) + 1
+        return chosen
+
+    async def _load(self, group: str, members: list[MemberInfo]) -> dict[str, int] | None:
+        """Outstanding messages per member (the group's load hash), for a strategy that
+        reads load; None for any other."""
+        if not self._uses_load or not members:
+            return None
+        counts = await self._redis.hmget(self._keys.group(group).load, [m.id for m in members])
+        return {m.id: int(c or 0) for m, c in zip(members, counts, strict=True)}
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -152,26 +186,67 @@ class RedisDispatcher(Closing):
         envelopes: Sequence[Envelope],
         *,
         require_member: bool = False,
+        fan_out: bool = True,
     ) -> int:
-        placed = 0
+        """Place each envelope on a live member of ``group`` (or its backlog); returns how
+        many went to a member. With ``require_member``, one that finds no live member
+        handling ``topic`` is not stored at all.
+
+        With ``fan_out`` (a publish to every group on the topic), also sends the envelopes to
+        every group declared on ``topic`` that the producer's list used for this publish did
+        not hold (see `TopicGroups`); without it (a task or request), to ``group`` only.
+        """
+        topics = self._topics if fan_out else None
+        used = topics.view(topic) if topics is not None else None  # before any await
+        placed, seen = await self._dispatch(group, topic, envelopes, require_member)
+        if topics is not None and not topics.expected(used, group, seen):
+
+            async def send(name: str) -> None:
+                await self._dispatch(name, topic, envelopes, require_member)
+
+            await topics.unseen(topic, group, used, seen, send)
+        return placed
+
+    async def _dispatch(
+        self, group: str, topic: str, envelopes: Sequence[Envelope], required: bool
+    ) -> tuple[int, str]:
+        """Place the envelopes; returns how many went to a member, and the topic's groups
+        token as the first script call saw it."""
+        placed, seen = 0, ""
         with translate_errors("publish"):
             for start in range(0, len(envelopes), _BATCH):
                 batch = envelopes[start : start + _BATCH]
-                keys, args, members = await self._routing(group, [topic], [])
-                for envelope in batch:
-                    args += [self._hint(group, envelope, members), encode_envelope(envelope)]
-                reply = await self._scripts.dispatch(keys, args)
+                reply = await self._place(group, topic, batch, required)
+                if start == 0:
+                    seen = decode_text(reply[3])
                 placed += int(reply[0])
                 if self._seen(group, reply) and int(reply[0]) < len(batch):
-                    await self.drain_backlog(group)  # members changed: route with fresh ones
-        return placed
+                    # members changed: route with fresh ones
+                    if required:
+                        refused = [batch[int(i) - 1] for i in reply[4]]
+                        reply = await self._place(group, topic, refused, True)
+                        self._seen(group, reply)
+                        placed += int(reply[0])
+                    else:
+                        await self.drain_backlog(group)
+        return placed, seen
+
+    async def _place(
+        self, group: str, topic: str, batch: Sequence[Envelope], required: bool
+    ) -> Any:
+        keys, args, members = await self._routing(group, [topic], [])
+        args.append("1" if required else "0")
+        load = await self._load(group, members)
+        for envelope in batch:
+            args += [self._hint(group, envelope, members, load), encode_envelope(envelope)]
+        return await self._scripts.dispatch(keys, args)
 
     async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
         by_topic: dict[str, list[Envelope]] = {}
         for envelope in envelopes:
             by_topic.setdefault(envelope.topic, []).append(envelope)
         for topic, batch in by_topic.items():
-            await self.dispatch(group, topic, batch)
+            await self._dispatch(group, topic, batch, False)
 
     async def release(self, delivery: Delivery) -> bool:
         keys = self._keys.group(delivery.group)
@@ -239,21 +314,33 @@ class RedisDispatcher(Closing):
             )
 
     async def expire_leases(self) -> int:
+        """Take back ran-out leases: per group, one read of the expiry index (the members
+        whose earliest lease is due, kept by their heartbeats), then one script per due
+        member."""
         moved = 0
         now = self._clock.now()
         with translate_errors("expire leases"):
             for group in await self._registry.groups():
                 keys = self._keys.group(group)
-                for info in await self._registry.members(group):
-                    script_keys, args, _ = await self._routing(
-                        group, info.topics, [keys.inbox(info.id), keys.leases(info.id)]
-                    )
-                    reply = await self._scripts.expire(
-                        script_keys, [*args, info.id, now, _PEEK, int(self._lease * 1000)]
-                    )
-                    self._seen(group, reply)
-                    moved += int(reply[0])
+                for raw in await self._redis.zrangebyscore(keys.expiry, "-inf", now):
+                    moved += await self._expire(keys, decode_text(raw), now)
         return moved
+
+    async def _expire(self, keys: GroupKeys, member: str, now: float) -> int:
+        topics = await self._redis.hget(keys.info(member), "topics")
+        if topics is None:  # left or evicted: its messages are handed over, not expired
+            await self._redis.zrem(keys.expiry, member)
+            return 0
+        script_keys, args, _ = await self._routing(
+            keys.name,
+            [t for t in decode_text(topics).split(",") if t],
+            [keys.inbox(member), keys.leases(member), keys.expiry],
+        )
+        reply = await self._scripts.expire(
+            script_keys, [*args, member, now, _PEEK, int(self._lease * 1000)]
+        )
+        self._seen(keys.name, reply)
+        return int(reply[0])
 
     async def drain_backlog(self, group: str) -> int:
         keys = self._keys.group(group)

@@ -18,6 +18,8 @@ only single-key commands touch them.
     P:{G}:load                    HASH    member -> outstanding messages (least_conn)
     P:{G}:inbox:M                 STREAM  a member's messages; consumer group "broker"
     P:{G}:leases:M                ZSET    stream id -> lease deadline (client clock)
+    P:{G}:expiry                  ZSET    member -> when cleanup looks at its leases next (its
+                                          earliest lease, written by its heartbeat)
     P:{G}:delayed:M               ZSET    "attempt|topic|envelope" -> due time of a retry
     P:{G}:backlog                 STREAM  messages waiting for a member
     P:{G}:dead                    ZSET    message id -> failed_at
@@ -44,6 +46,7 @@ class GroupKeys:
         "backlog",
         "dead",
         "dead_data",
+        "expiry",
         "load",
         "members",
         "name",
@@ -63,6 +66,7 @@ class GroupKeys:
         self.version = f"{self.tag}:version"
         self.state = f"{self.tag}:state"
         self.load = f"{self.tag}:load"
+        self.expiry = f"{self.tag}:expiry"
         self.backlog = f"{self.tag}:backlog"
         self.dead = f"{self.tag}:dead"
         self.dead_data = f"{self.tag}:dead:data"

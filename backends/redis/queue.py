@@ -19,6 +19,7 @@ from backends.redis.entries import Malformed, create_group, decode_text, parse_e
 from backends.redis.keys import CONSUMER_GROUP, Keys
 from backends.redis.lifetimes import GroupLifetimes
 from backends.redis.scripts import Scripts
+from backends.redis.topics import TopicGroups
 from broker.message import DeadLetter, Delivery, Envelope
 from broker.protocols import Clock, Closing, ComponentHealth, GroupStats
 
@@ -49,7 +50,8 @@ class RedisQueue(Closing):
         clock: time source for leases and retry delays.
         dead_letter_limit: dead letters kept per group; the oldest are dropped beyond it.
         owns_client: close ``client`` in `aclose`.
-        groups_ttl: seconds a topic's list of groups is reused before it is read again.
+        groups_ttl: seconds a topic's list of groups is reused before it is read again (a
+            new group is seen at once; a removed one after this).
     """
 
     def __init__(
@@ -68,9 +70,8 @@ class RedisQueue(Closing):
         self._scripts = scripts
         self._clock = clock
         self._dead_limit = dead_letter_limit
-        self._groups_ttl = groups_ttl
         self._owns = owns_client
-        self._groups: dict[str, tuple[float, list[str]]] = {}
+        self._topics = TopicGroups(client, keys, groups_ttl)
         self._due: dict[tuple[str, str], float] = {}
         self._acks: dict[tuple[str, str], AckBatch] = {}
         self._background: set[asyncio.Future[None]] = set()
@@ -103,32 +104,19 @@ class RedisQueue(Closing):
     # -- topics and inboxes ----------------------------------------------------------------
 
     async def declare(self, topic: str, group: str) -> None:
-        with translate_errors("declare group"):
-            added = await self._redis.sadd(self._keys.topic_groups(topic), group)
-            await self._redis.sadd(self._keys.groups, group)
+        """Add ``group`` to ``topic``; every producer sees it once this returns (no wait: see
+        `TopicGroups`)."""
+        await self._topics.declare(topic, group)
         await self.lifetimes.declared(topic, group, self._clock.now())
-        self._groups.pop(topic, None)
-        if added and self._groups_ttl > 0:
-            # Producers reuse a topic's group list for groups_ttl: once that has passed, every
-            # one of them sees the new group, so what is published after this returns reaches
-            # it. Paid once per topic and group, when the group first appears on the topic.
-            await asyncio.sleep(self._groups_ttl)
 
     async def groups(self, topic: str) -> list[str]:
-        """The groups on ``topic``, cached for ``groups_ttl`` seconds (`declare` waits that long
-        for a new group, so no producer misses it)."""
-        now = time.monotonic()
-        cached = self._groups.get(topic)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        with translate_errors("read groups"):
-            found = sorted(
-                decode_text(g) for g in await self._redis.smembers(self._keys.topic_groups(topic))
-            )
-        if len(self._groups) > 10_000:
-            self._groups.clear()
-        self._groups[topic] = (now + self._groups_ttl, found)
-        return found
+        """The groups on ``topic``, as this producer last read them (see `TopicGroups`)."""
+        return await self._topics.groups(topic)
+
+    @property
+    def topic_groups(self) -> TopicGroups:
+        """This producer's lists of groups per topic (the dispatcher checks them)."""
+        return self._topics
 
     async def attach(self, group: str, member: str) -> None:
         await create_group(self._redis, self._keys.group(group).inbox(member))
@@ -164,7 +152,7 @@ class RedisQueue(Closing):
         lifetimes = self.lifetimes
         await lifetimes.withdraw(topics, group)
         for name in topics:
-            self._groups.pop(name, None)
+            self._topics.forget(name)
         keys, now = self._keys.group(group), self._clock.now()
         moved = await lifetimes.move_to_dead(
             keys.backlog, keys, set(topics), reason, now=now, counted=True

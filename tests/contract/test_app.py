@@ -419,3 +419,24 @@ async def test_short_lived_apps_leave_nothing_behind_on_a_shared_client(
             async with broker.App(client) as caller:
                 assert await caller.request("DOUBLE", n, timeout=10) == 2 * n
     assert client._on_close == []  # no close hook of a stopped app is kept
+
+
+async def test_an_app_with_its_own_group_is_reached_only_by_producers_of_that_group(
+    make_client: MakeClient, backend: str
+) -> None:
+    client = make_client("shop")
+    other = client if backend == "memory" else make_client("shop")
+    ran: list[tuple[str, str]] = []
+    main, canary = broker.App(client), broker.App(other, group="canary")
+    for name, app in (("main", main), ("canary", canary)):
+
+        @app.on_task("resize")
+        async def resize(order: Order, name: str = name) -> None:
+            ran.append((name, order.id))
+
+    async with main, canary:
+        await broker.App(other).enqueue_many("resize", [Order(f"m{i}") for i in range(20)])
+        await broker.App(client, group="canary").enqueue("resize", Order("c"))
+        await client.join()
+        await other.join()
+        assert sorted(ran) == sorted([("canary", "c"), *(("main", f"m{i}") for i in range(20))])
