@@ -29,8 +29,8 @@ REDIS_BACKENDS = ["fakeredis", "redis", "cluster"]
 async def test_counters_converge_after_a_fetch_whose_leases_were_never_recorded(
     make_client: MakeClient, beats: bool
 ) -> None:
-    """A member reads its inbox and dies before recording the leases: the entries are taken
-    back by lease expiry (the member still counts as live) or by handover (it is evicted)."""
+    """A member reads its inbox and does not record the leases: the entries are taken back by
+    lease expiry (the member lives on and beats) or by handover (it died and is evicted)."""
     config = FAST.replace(lease=0.3, heartbeat_ttl=1.0 if not beats else 30.0)
     client = make_client(config=config, strategy="weighted")
     group = client.config.app_name
@@ -55,6 +55,8 @@ async def test_counters_converge_after_a_fetch_whose_leases_were_never_recorded(
     assert read[0][1]
     # weight 0: what expiry takes back goes to the live subscriber, not to "ghost" again
     await client.registry.set_weight(group, ghost.id, 0)
+    if beats:  # a member that lives on (its read's reply was lost): its beat reports them
+        await client.registry.heartbeat(group, ghost.id, in_flight=0, processed=0, failed=0)
 
     await wait_for(lambda: len(seen) == N, timeout=20)
     await client.join(timeout=10)

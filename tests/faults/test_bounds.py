@@ -65,12 +65,12 @@ async def many_rpcs_leave_no_keys(stage: Stage, total: int) -> None:
     async def answered() -> bool:
         try:
             reply: int = await requester.request("echo", -1, timeout=1.0)
-        except broker.RequestTimeout:
+        except (broker.RequestTimeout, broker.NoResponder):  # not registered yet
             return False
         return reply == -1
 
     async def acked(count: int) -> bool:  # acks land a moment after their reply
-        stats = await site.client().stats()
+        stats = await site.client().stats(all_groups=True)
         return sum(g.processed for g in stats.groups if g.topic == "rpc:echo") >= count
 
     await until(answered, 20, "the responder answers")

@@ -18,7 +18,7 @@ from tests.faults.checker import (
 from tests.faults.conftest import Stage
 from tests.processes.harness import APP, Child, Site, until
 
-TYPED = (broker.RequestTimeout, broker.BackendError)
+TYPED = (broker.RequestTimeout, broker.NoResponder, broker.BackendError)
 PAD = "x" * 4_000  # 500 batches of 10 fill 20 MB, ten times the memory left
 
 
