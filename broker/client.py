@@ -31,6 +31,7 @@ from broker.subscriber import Subscriber, cancel_task
 __all__ = ["Client", "Health", "Stats"]
 
 log = logging.getLogger("broker")
+_DECLARE_AGAIN = 60.0
 
 
 class Stats(msgspec.Struct, frozen=True):
@@ -82,7 +83,7 @@ class Client(Closing):
         self._subscribers: list[Subscriber] = []
         self._groups: set[str] = {config.app_name}
         self._scopes: set[tuple[str, str]] = set()
-        self._declared: set[tuple[str, str]] = set()
+        self._declared: dict[tuple[str, str], float] = {}  # -> when to declare again
         self._checks = list(checks)
         self._maintenance: asyncio.Task[None] | None = None
         self._on_close: list[Callable[[], Awaitable[None]]] = []
@@ -239,10 +240,13 @@ class Client(Closing):
         self._check_open()
         if self._checks:
             await self.ready()
-        if (group, topic) not in self._declared:
+        now = time.monotonic()
+        if self._declared.get((group, topic), 0.0) < now:
+            # again now and then: the group may have been retired and forgotten meanwhile
             await self.queue.declare(topic, group)
-            if len(self._declared) < 10_000:
-                self._declared.add((group, topic))
+            if len(self._declared) > 10_000:
+                self._declared.clear()
+            self._declared[(group, topic)] = now + _DECLARE_AGAIN
         self._use(group, topic)
         return await self.dispatcher.dispatch(
             group, topic, envelopes, require_member=require_member, fan_out=False
@@ -379,7 +383,7 @@ class Client(Closing):
                 f"group {group!r} still has live members handling {topic!r} ({handling[0]}"
                 f"{', ...' if len(handling) > 1 else ''}): stop them first"
             )
-        self._declared = {d for d in self._declared if d != (group, topic)}
+        self._declared.pop((group, topic), None)
         self._scopes.discard((group, topic))
         return await self.queue.undeclare(topic, group, "group undeclared")
 
