@@ -164,3 +164,54 @@ async def test_a_late_ack_refused_by_redis_counts_as_lost(
         stats = {(s.topic, s.group): s for s in await live.queue.stats()}
         assert stats["orders", "shop"].processed == 1, "Redis counted the message once"
     await paused.aclose()
+
+
+async def test_consumers_of_processes_gone_for_good_are_forgotten(
+    url_and_prefix: tuple[str, str],
+) -> None:
+    url, prefix = url_and_prefix
+    config = SHORT.replace(prefix=prefix)
+    stream = Keys(prefix).group("shop").stream("orders")
+    redis = connect(url)
+    handled: list[int] = []
+    clients: list[broker.Client] = []
+    for _ in range(3):  # three processes that ran and died, one after the other
+        gone = broker.new_hybrid_client("shop", url, config=config)
+        sub = gone.subscriber()
+
+        @sub.handler("orders")
+        async def handle(n: int) -> None:
+            handled.append(n)
+
+        await sub.start()
+        await gone.publish("orders", len(handled))
+        await wait_for(lambda: len(handled) == len(clients) + 1)
+        await crash(gone)
+        clients.append(gone)
+    assert len(await redis.xinfo_consumers(stream, "broker")) == 3
+
+    live = broker.new_hybrid_client("shop", url, config=config)
+    live.queue._gone = 1.0  # type: ignore[attr-defined]
+    sub = live.subscriber()
+
+    @sub.handler("orders")
+    async def handle_live(n: int) -> None:
+        handled.append(n)
+
+    async with live:
+        await sub.start()
+
+        async def only_the_live_one() -> bool:
+            consumers = await redis.xinfo_consumers(stream, "broker")
+            return [c["name"].decode() for c in consumers] == [live.queue.process]  # type: ignore[attr-defined]
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while not await only_the_live_one():
+            assert loop.time() < deadline, await redis.xinfo_consumers(stream, "broker")
+            await asyncio.sleep(0.05)
+        await live.publish("orders", 99)
+        await wait_for(lambda: 99 in handled)
+    for gone in clients:
+        await gone.queue.aclose()
+    await redis.aclose()

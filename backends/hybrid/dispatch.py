@@ -18,6 +18,7 @@ from broker.protocols import Closing, Dispatcher
 __all__ = ["HybridDispatcher"]
 
 _READERS_CACHE = 1.0
+_BATCH = 1000
 
 
 class HybridDispatcher(Closing):
@@ -67,23 +68,20 @@ class HybridDispatcher(Closing):
         return len(envelopes)
 
     async def _add(self, group: str, topic: str, envelopes: Sequence[Envelope]) -> str:
-        """XADD the envelopes to the group's stream; returns the topic's groups token read
-        after them in the same round trip (see `TopicGroups`).
-
-        One MULTI/EXEC: a batch Redis refuses (out of memory) stores none of its messages.
-        """
+        """XADD the envelopes to the group's stream in one script call (a batch Redis refuses,
+        out of memory, stores none of its messages); returns the topic's groups token read in
+        the same step (see `TopicGroups`)."""
         keys = self._keys.group(group)
-        stream = keys.stream(topic)
-        redis = self._queue._redis
+        args: list[str | bytes | int] = [topic, f"gv:{topic}"]
+        for envelope in envelopes:
+            args += [envelope.attempt, encode_envelope(envelope)]
+        token: object = ""
         with translate_errors("publish"):
-            async with redis.pipeline(transaction=True) as pipe:
-                for envelope in envelopes:
-                    pipe.xadd(
-                        stream, {"t": topic, "a": envelope.attempt, "e": encode_envelope(envelope)}
-                    )
-                pipe.hget(keys.state, f"gv:{topic}")
-                token = (await pipe.execute())[-1]
-        return "" if token is None else token.decode() if isinstance(token, bytes) else str(token)
+            for start in range(2, len(args), 2 * _BATCH):
+                token = await self._queue.scripts.hybrid_publish(
+                    [keys.stream(topic), keys.state], [*args[:2], *args[start : start + 2 * _BATCH]]
+                )
+        return decode_text(token)
 
     async def _read_by_someone(self, group: str, topic: str, stream: str) -> bool:
         """Whether a process reads ``stream``: a consumer of its group that read within the

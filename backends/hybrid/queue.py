@@ -42,6 +42,9 @@ class HybridQueue(Closing):
         topics_of: the topics this process's live members of a group handle (what it reads).
         ttl: entries idle longer than this are claimed from their (dead) process.
         buffer: entries read from Redis and not yet acked, per group, at most.
+        forget_after: a consumer (process) of a topic stream with nothing pending and silent
+            this long is deleted, so consumers of processes gone for good do not pile up
+            (default: ten TTLs).
     """
 
     def __init__(
@@ -55,14 +58,18 @@ class HybridQueue(Closing):
         *,
         ttl: float,
         buffer: int = 5000,
+        forget_after: float | None = None,
     ) -> None:
         self._durable = durable
         self._redis: Any = durable.redis
         self._keys = keys
         self._scripts = scripts
+        self.scripts = scripts
+        """The loaded Lua scripts (shared with the hybrid dispatcher)."""
         self._local = local
         self.process = process
         self._ttl = ttl
+        self._gone = 10 * ttl if forget_after is None else forget_after
         self._buffer = buffer
         # (group, message id) -> (topic, entry id, when its idle time was last reset)
         self._receipts: dict[tuple[str, str], tuple[str, str, float]] = {}
@@ -290,6 +297,10 @@ class HybridQueue(Closing):
             claimed += len(entries)
             mine = [(r, f) for r, f in entries if (group, _envelope_id(f)) not in self._receipts]
             await self._take(group, topic, mine, since, redelivered=True)
+            if not entries:  # what the gone processes held is taken: forget them
+                await self._scripts.forget_consumers(
+                    [stream(topic)], [CONSUMER_GROUP, self.process, int(self._gone * 1000)]
+                )
         return claimed
 
     # -- leasing: local, settled in Redis --------------------------------------------------

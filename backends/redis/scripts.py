@@ -29,6 +29,8 @@ _PLAIN = (
     "requeue",
     "hybrid_ack",
     "retire",
+    "hybrid_publish",
+    "forget_consumers",
     "keep_alive",
 )
 
