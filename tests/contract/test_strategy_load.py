@@ -10,7 +10,7 @@ from typing import ClassVar
 from broker.message import Envelope
 from broker.protocols import Candidate
 from tests.conftest import MakeClient
-from tests.contract.helpers import wait_for
+from tests.contract.helpers import eventually, wait_for
 
 
 class FewestOutstanding:
@@ -55,6 +55,12 @@ async def test_a_load_aware_user_strategy_sees_outstanding_messages(
         await client.publish("work", n)
         count = n + 1
         await wait_for(lambda: len(handled) == count)  # noqa: B023 - awaited here
+
+        async def settled(done: int = n) -> bool:  # its ack landed: m1 holds nothing again
+            stats = await client.stats()
+            return sum(g.processed for g in stats.groups if g.topic == "work") == done
+
+        await eventually(settled)
     release.set()
     await client.join()
     assert handled == [("m0", 0)] + [("m1", n) for n in range(1, 6)]
