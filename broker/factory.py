@@ -7,7 +7,7 @@ the backends and balancers may import ``broker.message`` and ``broker.protocols`
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from broker.client import Client
@@ -90,11 +90,9 @@ def new_redis_client(
     from backends.clock import SystemClock
     from backends.redis import (
         IN_SCRIPT,
-        RedisChannels,
         RedisDispatcher,
         RedisQueue,
         RedisRegistry,
-        claim_mode,
     )
     from balancers.strategies import make_strategy
 
@@ -122,18 +120,7 @@ def new_redis_client(
         lease=config.lease,
         topics=queue.topic_groups,
     )
-    channels = RedisChannels(redis, keys)
-
-    return Client(
-        config,
-        queue,
-        registry,
-        dispatcher,
-        channels=channels,
-        clock=clock,
-        rng=rng,
-        checks=[_mode_check(claim_mode, redis, keys, "redis")],
-    )
+    return _on_redis(config, (queue, registry, dispatcher), redis, keys, clock, rng, "redis")
 
 
 def new_hybrid_client(
@@ -160,7 +147,7 @@ def new_hybrid_client(
     from backends.clock import SystemClock
     from backends.hybrid import HybridDispatcher, HybridQueue
     from backends.memory import MemoryQueue
-    from backends.redis import RedisChannels, RedisQueue, claim_mode
+    from backends.redis import RedisQueue
     from balancers.dispatch import LocalDispatcher
     from balancers.local import LocalBalancer
     from balancers.registry import MemoryRegistry
@@ -181,27 +168,36 @@ def new_hybrid_client(
     dispatcher = HybridDispatcher(
         queue, LocalDispatcher(local, balancer), keys, ttl=config.heartbeat_ttl
     )
-    channels = RedisChannels(redis, keys)
+    return _on_redis(config, (queue, registry, dispatcher), redis, keys, clock, rng, "hybrid")
 
+
+def _on_redis(
+    config: Config,
+    parts: tuple[Any, Any, Any],
+    redis: Any,
+    keys: Any,
+    clock: Clock,
+    rng: random.Random | None,
+    mode: str,
+) -> Client:
+    """A client over Redis parts (queue, registry, dispatcher), with Pub/Sub channels and the
+    start-up check that records the prefix's mode, or refuses a client of another mode."""
+    from backends.redis import RedisChannels, claim_mode
+
+    async def check_mode() -> None:
+        await claim_mode(redis, keys, mode)
+
+    queue, registry, dispatcher = parts
     return Client(
         config,
         queue,
         registry,
         dispatcher,
-        channels=channels,
+        channels=RedisChannels(redis, keys),
         clock=clock,
         rng=rng,
-        checks=[_mode_check(claim_mode, redis, keys, "hybrid")],
+        checks=[check_mode],
     )
-
-
-def _mode_check(claim: Any, redis: Any, keys: Any, mode: str) -> Callable[[], Awaitable[None]]:
-    """The start-up check that records the prefix's mode, or refuses a client of another."""
-
-    async def check() -> None:
-        await claim(redis, keys, mode)
-
-    return check
 
 
 def _redis_parts(config: Config, redis: Any) -> tuple[Any, bool, Any, Any]:
