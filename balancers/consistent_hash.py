@@ -8,6 +8,8 @@ from hashlib import blake2b
 from math import log
 from typing import TYPE_CHECKING
 
+from balancers.shares import Shares
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -18,6 +20,7 @@ __all__ = ["ConsistentHash"]
 
 _MASK = (1 << 64) - 1
 _CACHE_LIMIT = 10_000
+_KNOWN_LIMIT = 4096
 
 
 def _hash(data: bytes) -> int:
@@ -30,7 +33,17 @@ class _Lanes:
     Lanes are ordered by weight, so each run of equal weights needs one log for its best lane.
     """
 
-    __slots__ = ("candidates", "chosen", "groups", "mask", "ones", "packed", "size", "unpack")
+    __slots__ = (
+        "candidates",
+        "chosen",
+        "groups",
+        "known",
+        "mask",
+        "ones",
+        "packed",
+        "size",
+        "unpack",
+    )
 
     def __init__(self, candidates: tuple[Candidate, ...], hashes: list[int]) -> None:
         weights = [c.weight if c.weight > 0 else 0 for c in candidates]
@@ -38,6 +51,8 @@ class _Lanes:
             weights = [1] * len(candidates)
         order = sorted((i for i, w in enumerate(weights) if w), key=weights.__getitem__)
         self.candidates = candidates
+        self.known: dict[str, str] = {}
+        """Routing key -> chosen member id, for these candidates only."""
         self.chosen = [candidates[i] for i in order]
         self.groups: list[tuple[int, int, int]] = []
         for lane, i in enumerate(order):
@@ -62,11 +77,43 @@ class ConsistentHash:
         self._lanes = _Lanes((), [])
 
     def select(self, message: Envelope, candidates: Sequence[Candidate]) -> Candidate:
+        return self._pick(message, self._lanes_for(candidates))
+
+    def split(self, messages: Sequence[Envelope], candidates: Sequence[Candidate]) -> Shares:
+        """The messages per member, as `select` one by one would share them.
+
+        The member of each routing key is remembered (up to a bound) while the members stay
+        the same, so a repeated key costs one dict lookup.
+        """
+        lanes = self._lanes_for(candidates)
+        known = lanes.known
+        pick = self._pick
+        shares: dict[str, list[Envelope]] = {}
+        for message in messages:
+            key = message.key
+            member = known.get(key) if key is not None else None
+            if member is None:
+                member = pick(message, lanes).id
+                if key is not None:
+                    if len(known) >= _KNOWN_LIMIT:
+                        known.clear()
+                    known[key] = member
+            share = shares.get(member)
+            if share is None:
+                share = shares[member] = []
+            share.append(message)
+        return list(shares.items())
+
+    def _lanes_for(self, candidates: Sequence[Candidate]) -> _Lanes:
         lanes = self._lanes
         if candidates is not lanes.candidates:
             members = tuple(candidates)
             if members != lanes.candidates:
                 lanes = self._lanes = _Lanes(members, [self._member(c.id) for c in members])
+        return lanes
+
+    @staticmethod
+    def _pick(message: Envelope, lanes: _Lanes) -> Candidate:
         key = message.key
         mask = lanes.mask
         x = lanes.packed ^ (_hash(message.payload if key is None else key.encode()) * lanes.ones)
