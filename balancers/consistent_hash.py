@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from balancers.shares import Shares
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from broker.message import Envelope
     from broker.protocols import Candidate
@@ -41,6 +41,7 @@ class _Lanes:
         "mask",
         "ones",
         "packed",
+        "shares",
         "size",
         "unpack",
     )
@@ -51,9 +52,11 @@ class _Lanes:
             weights = [1] * len(candidates)
         order = sorted((i for i, w in enumerate(weights) if w), key=weights.__getitem__)
         self.candidates = candidates
-        self.known: dict[str, str] = {}
-        """Routing key -> chosen member id, for these candidates only."""
         self.chosen = [candidates[i] for i in order]
+        self.shares: list[list[Envelope]] = [[] for _ in order]
+        """Reused by `ConsistentHash.split`, one per lane."""
+        self.known: dict[str, Callable[[Envelope], None]] = {}
+        """Routing key -> ``append`` of its lane's share, for these candidates only."""
         self.groups: list[tuple[int, int, int]] = []
         for lane, i in enumerate(order):
             if self.groups and self.groups[-1][0] == weights[i]:
@@ -77,32 +80,35 @@ class ConsistentHash:
         self._lanes = _Lanes((), [])
 
     def select(self, message: Envelope, candidates: Sequence[Candidate]) -> Candidate:
-        return self._pick(message, self._lanes_for(candidates))
+        lanes = self._lanes_for(candidates)
+        return lanes.chosen[self._lane(message, lanes)]
 
     def split(self, messages: Sequence[Envelope], candidates: Sequence[Candidate]) -> Shares:
         """The messages per member, as `select` one by one would share them.
 
-        The member of each routing key is remembered (up to a bound) while the members stay
-        the same, so a repeated key costs one dict lookup.
+        Each routing key's share is remembered (up to a bound) while the members stay the
+        same, so a repeated key costs one dict lookup and no hashing.
         """
         lanes = self._lanes_for(candidates)
         known = lanes.known
-        pick = self._pick
-        shares: dict[str, list[Envelope]] = {}
+        shares = lanes.shares
+        for share in shares:
+            share.clear()
+        get = known.get
         for message in messages:
-            key = message.key
-            member = known.get(key) if key is not None else None
-            if member is None:
-                member = pick(message, lanes).id
+            add = get(message.key)  # type: ignore[arg-type]
+            if add is None:
+                key = message.key
+                add = shares[self._lane(message, lanes)].append
                 if key is not None:
                     if len(known) >= _KNOWN_LIMIT:
                         known.clear()
-                    known[key] = member
-            share = shares.get(member)
-            if share is None:
-                share = shares[member] = []
-            share.append(message)
-        return list(shares.items())
+                    known[key] = add
+            add(message)
+        out: Shares = [(c.id, s.copy()) for c, s in zip(lanes.chosen, shares, strict=True) if s]
+        for share in shares:
+            share.clear()
+        return out
 
     def _lanes_for(self, candidates: Sequence[Candidate]) -> _Lanes:
         lanes = self._lanes
@@ -113,7 +119,8 @@ class ConsistentHash:
         return lanes
 
     @staticmethod
-    def _pick(message: Envelope, lanes: _Lanes) -> Candidate:
+    def _lane(message: Envelope, lanes: _Lanes) -> int:
+        """The index in ``lanes.chosen`` of the member for ``message``."""
         key = message.key
         mask = lanes.mask
         x = lanes.packed ^ (_hash(message.payload if key is None else key.encode()) * lanes.ones)
@@ -121,14 +128,14 @@ class ConsistentHash:
         x = (((x ^ (x >> 27)) & mask) * 0x94D049BB133111EB) & mask
         values: tuple[int, ...] = lanes.unpack((x ^ (x >> 31)).to_bytes(lanes.size, "little"))
         if len(lanes.groups) == 1:
-            return lanes.chosen[values.index(max(values))]
+            return values.index(max(values))
         best, best_score = 0, 0.0
         for weight, start, stop in lanes.groups:
             top = max(values[start:stop])
             score = weight / -log(((top >> 12) + 0.5) * 2.0**-52)
             if score > best_score:
                 best, best_score = values.index(top, start, stop), score
-        return lanes.chosen[best]
+        return best
 
     def _member(self, member: str) -> int:
         found = self._members.get(member)
