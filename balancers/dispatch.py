@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from balancers.local import LocalBalancer
 from broker.message import Delivery, Envelope
 from broker.protocols import Balancer, Closing, RoutingStore
 
 __all__ = ["LocalDispatcher"]
 
 _BACKLOG_BATCH = 500
+
+
+async def _assigned(
+    balancer: Balancer,
+    group: str,
+    topic: str,
+    envelopes: Sequence[Envelope],
+    load: Mapping[str, int],
+    *,
+    required: bool,
+) -> list[tuple[str | None, list[Envelope]]]:
+    """The envelopes per member a balancer assigns (without the unplaced ones if ``required``)."""
+    members = await balancer.assign(group, topic, envelopes, load)
+    batches: dict[str | None, list[Envelope]] = defaultdict(list)
+    for member, envelope in zip(members, envelopes, strict=True):
+        if member is not None or not required:
+            batches[member].append(envelope)
+    return list(batches.items())
 
 
 def _by_topic(envelopes: Sequence[Envelope]) -> dict[str, list[Envelope]]:
@@ -59,27 +78,24 @@ class LocalDispatcher(Closing):
         With ``required``, an envelope no live member takes is dropped instead of backlogged.
         """
         queue = self._queue
-        load = await queue.outstanding(group) if self._balancer.needs_load else {}
-        members = await self._balancer.assign(group, topic, envelopes, load)
-        if required and None in members:
-            kept = [(m, e) for m, e in zip(members, envelopes, strict=True) if m is not None]
-            if not kept:
+        balancer = self._balancer
+        load = await queue.outstanding(group) if balancer.needs_load else {}
+        if isinstance(balancer, LocalBalancer):
+            batches = balancer.split(group, topic, envelopes, load)
+            live = batches[0][0] is not None
+            if required and not live:
                 return 0
-            members = [m for m, _ in kept]
-            envelopes = [e for _, e in kept]
-        first = members[0]
-        if members.count(first) == len(members):
-            backlogged = await queue.push(group, first, envelopes)
         else:
-            batches: dict[str | None, list[Envelope]] = defaultdict(list)
-            for member, envelope in zip(members, envelopes, strict=True):
-                batches[member].append(envelope)
-            backlogged = 0
-            for member, batch in batches.items():
-                backlogged += await queue.push(group, member, batch)
-        if drain and backlogged and any(m is not None for m in members):
+            batches = await _assigned(balancer, group, topic, envelopes, load, required=required)
+            live = any(m is not None for m, _ in batches)
+        backlogged = 0
+        placed = 0
+        for member, batch in batches:
+            backlogged += await queue.push(group, member, batch)
+            placed += len(batch)
+        if drain and backlogged and live:
             await self.drain_backlog(group)
-        return len(envelopes) - backlogged
+        return placed - backlogged
 
     async def reroute(self, group: str, envelopes: Sequence[Envelope]) -> None:
         for topic, batch in _by_topic(envelopes).items():

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from balancers.registry import MemoryRegistry
+from balancers.shares import Shares
 from balancers.strategies import make_strategy
 from broker.message import Envelope
 from broker.protocols import Candidate, Closing, Strategy, StrategyFactory
@@ -90,6 +91,15 @@ class LocalBalancer(Closing):
             return [None] * len(envelopes)
         if len(candidates) == 1:
             return [candidates[0].id] * len(envelopes)  # every strategy agrees
+        return self._assign(group, candidates, envelopes, load)
+
+    def _assign(
+        self,
+        group: str,
+        candidates: tuple[Candidate, ...],
+        envelopes: Sequence[Envelope],
+        load: Mapping[str, int],
+    ) -> list[str | None]:
         select = self._strategy(group).select
         if not self._needs_load:
             return [select(envelope, candidates).id for envelope in envelopes]
@@ -101,3 +111,30 @@ class LocalBalancer(Closing):
             counts[member] = counts.get(member, 0) + 1
             chosen.append(member)
         return chosen
+
+    def split(
+        self,
+        group: str,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        load: Mapping[str, int],
+    ) -> Sequence[tuple[str | None, Sequence[Envelope]]]:
+        """Like `assign`, but the envelopes per member (in order), for one push each.
+
+        A strategy with a ``split`` method cuts the batch itself; others pick one by one.
+        """
+        candidates = self._members(group, topic)
+        if not candidates:
+            return [(None, envelopes)]
+        if len(candidates) == 1:
+            return [(candidates[0].id, envelopes)]
+        split: Callable[..., Shares] | None = getattr(self._strategy(group), "split", None)
+        if split is None:
+            chosen = self._assign(group, candidates, envelopes, load)
+            shares: dict[str | None, list[Envelope]] = {}
+            for member, envelope in zip(chosen, envelopes, strict=True):
+                shares.setdefault(member, []).append(envelope)
+            return list(shares.items())
+        if self._needs_load:
+            candidates = tuple(Candidate(c.id, c.weight, load.get(c.id, 0)) for c in candidates)
+        return split(envelopes, candidates)

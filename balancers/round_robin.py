@@ -36,3 +36,17 @@ class RoundRobin:
             chosen = candidates[index if index < len(candidates) else 0]
         self._last = chosen.id
         return chosen
+
+    def split(
+        self, messages: Sequence[Envelope], candidates: Sequence[Candidate]
+    ) -> list[tuple[str, Sequence[Envelope]]]:
+        """The messages per member, as `select` one by one would share them."""
+        if not messages:
+            return []
+        count = len(candidates)
+        start = candidates.index(self.select(messages[0], candidates))
+        self._last = candidates[(start + len(messages) - 1) % count].id
+        return [
+            (candidates[(start + offset) % count].id, messages[offset::count])
+            for offset in range(min(count, len(messages)))
+        ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
+from balancers.shares import Shares, cut
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -60,6 +62,41 @@ class Weighted:
         if len(current) != len(candidates):
             self._forget(candidates, positive=False)
         return best
+
+    def split(self, messages: Sequence[Envelope], candidates: Sequence[Candidate]) -> Shares:
+        """The messages per member, as `select` one by one would share them.
+
+        The scores repeat after a few picks (one period of ``sum(weights)`` once settled), so
+        only picks up to the first repeated state are computed and the rest is cut from them.
+        """
+        if not messages:
+            return []
+        active = [c for c in candidates if c.weight > 0] or list(candidates)
+        weights = [c.weight if c.weight > 0 else 1 for c in active]
+        total = sum(weights)
+        scores = [self._current.get(c.id, 0) for c in active]
+        states: list[list[int]] = []
+        seen: dict[tuple[int, ...], int] = {}
+        picks: list[str] = []
+        start = -1
+        while len(picks) < len(messages):
+            start = seen.setdefault(tuple(scores), len(states))
+            if start < len(states):
+                break
+            states.append(scores)
+            scores = [score + weight for score, weight in zip(scores, weights, strict=True)]
+            best = scores.index(max(scores))
+            scores[best] -= total
+            picks.append(active[best].id)
+        else:
+            start = len(picks)
+        states.append(scores)
+        if len(picks) < len(messages):  # picks[start:] repeats from here on
+            final = start + (len(messages) - start) % (len(picks) - start)
+        else:
+            final = len(picks)
+        self._current = {c.id: score for c, score in zip(active, states[final], strict=True)}
+        return cut(messages, picks[:start], picks[start:])
 
     def _forget(self, candidates: Sequence[Candidate], *, positive: bool) -> None:
         current = self._current
