@@ -219,7 +219,7 @@ class RedisQueue(Closing):
         keys = self._keys.group(group)
         until = self._clock.now() + lease
         out: list[Delivery] = []
-        args: list[str | float] = [until]
+        args: list[str | float] = [until, member]
         late: list[tuple[Delivery, str, bool]] = []
         for receipt, fields in entries:
             receipt = decode_text(receipt)
