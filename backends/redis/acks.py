@@ -39,14 +39,18 @@ class AckBatch:
         self._waiting: list[tuple[str, str, asyncio.Future[bool]]] = []
         self._sending = False
 
-    async def ack(self, receipt: str, topic: str) -> bool:
+    def submit(self, receipt: str, topic: str) -> asyncio.Future[bool]:
+        """Queue the ack of one entry; the future tells whether Redis took it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         self._waiting.append((receipt, topic, future))
         if not self._sending:
             self._sending = True
             loop.call_soon(self._start)
-        return await future
+        return future
+
+    async def ack(self, receipt: str, topic: str) -> bool:
+        return await self.submit(receipt, topic)
 
     def _start(self) -> None:
         task = asyncio.ensure_future(self._send_all())

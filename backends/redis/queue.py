@@ -300,6 +300,11 @@ class RedisQueue(Closing):
         return renewed
 
     async def ack(self, delivery: Delivery) -> bool:
+        return await self.ack_later(delivery)
+
+    def ack_later(self, delivery: Delivery) -> asyncio.Future[bool]:
+        """`ack` without waiting: the future tells whether Redis took it. The fence is in
+        Redis, so an ack is a round trip; a subscriber goes on while it settles."""
         batch = self._acks.get((delivery.group, delivery.member))
         if batch is None:
             if len(self._acks) > 10_000:
@@ -311,7 +316,7 @@ class RedisQueue(Closing):
                 member,
                 self._background,
             )
-        return await batch.ack(delivery.receipt, delivery.envelope.topic)
+        return batch.submit(delivery.receipt, delivery.envelope.topic)
 
     async def retry(self, delivery: Delivery, delay: float, error: str) -> bool:
         keys = self._keys.group(delivery.group)
