@@ -29,7 +29,7 @@ for first = 1, #ids, 1000 do
 end
 if #ids > 0 then redis.call('HINCRBY', KEYS[3], member, -#ids) end
 for topic, count in pairs(done) do
-  if leased[topic] > 0 then redis.call('HINCRBY', KEYS[4], 'inflight:' .. topic, -leased[topic]) end
+  redis.call('HINCRBY', KEYS[4], 'inflight:' .. topic, 0 - leased[topic])
   redis.call('HINCRBY', KEYS[4], 'queued:' .. topic, -count)
   redis.call('HINCRBY', KEYS[4], 'processed:' .. topic, count)
 end
