@@ -170,3 +170,28 @@ async def test_acks_settled_together_are_each_fenced_and_counted_once(
     assert all(results[3:])
     stats = await queue.stats()
     assert [(s.queued, s.in_flight, s.processed) for s in stats] == [(0, 1, 29)]
+
+
+@pytest.mark.parametrize("backend", REDIS_BACKENDS, indirect=True)
+async def test_a_delivery_acked_before_its_lease_write_gets_no_lease_record(
+    make_client: MakeClient,
+) -> None:
+    client = make_client()
+    group, queue = client.config.app_name, client.queue
+    await queue.declare(TOPIC, group)
+    await client.registry.register(MemberInfo(id="m", group=group, topics=(TOPIC,)))
+    await queue.attach(group, "m")
+    await client.publish_many(TOPIC, list(range(10)))
+    fetched = await queue.fetch(group, "m", 10, 30.0, 1.0)
+    assert fetched
+    kept, acked = fetched[0], fetched[1:]
+    assert all(await asyncio.gather(*(queue.ack(d) for d in acked)))
+    await queue._leases_written()  # type: ignore[attr-defined]
+    redis = queue.redis  # type: ignore[attr-defined]
+    leases = await redis.zrange(Keys(client.config.prefix).group(group).leases("m"), 0, -1)
+    assert [lease.decode() for lease in leases] == [kept.receipt]
+    assert not queue._unwritten  # type: ignore[attr-defined]
+    stats = await queue.stats()
+    assert [(s.in_flight, s.processed) for s in stats] == [(1, len(acked))]
+    assert await queue.ack(kept)
+    assert [(s.queued, s.in_flight) for s in await queue.stats()] == [(0, 0)]
