@@ -78,6 +78,7 @@ class Subscriber:
         self.max_jobs = max_jobs
         self._handlers: dict[str, Handler] = {}
         self._held: dict[str, Delivery] = {}
+        self._settling: dict[asyncio.Future[bool], Delivery] = {}
         self._ready: deque[Delivery] = deque()
         self._idle_workers: deque[asyncio.Future[None]] = deque()
         self._waking = False
@@ -274,7 +275,9 @@ class Subscriber:
         idle_wait = max(config.heartbeat_interval, _FETCH_WAIT)
         subscribers = self._client._subscribers
         while not self._stopping:
-            free = self.max_jobs - len(self._held)
+            # a delivery whose handler is done and whose ack is on its way holds no slot
+            # (bounded: at most max_jobs of them count as free)
+            free = self.max_jobs - len(self._held) + min(len(self._settling), self.max_jobs)
             if free <= 0:
                 self._slot.clear()
                 await self._slot.wait()
@@ -309,8 +312,11 @@ class Subscriber:
     async def _worker(self) -> None:
         # Workers take from a deque. A worker wakes one more only while work is left, so a
         # batch of quick handlers costs one wake-up, and slow ones still run side by side.
-        ready, held, idle = self._ready, self._held, self._idle_workers
+        ready, idle = self._ready, self._idle_workers
         queue = self._client.queue
+        # A queue whose ack is a round trip (Redis) settles it while the worker goes on.
+        later: Callable[[Delivery], asyncio.Future[bool]] | None
+        later = getattr(queue, "ack_later", None)
         loop = asyncio.get_running_loop()
         while True:
             if not ready:
@@ -333,16 +339,44 @@ class Subscriber:
                         self.failed += 1
                         await self._failed(delivery, f"{type(exc).__name__}: {exc}")
                     else:
+                        if later is not None:
+                            self._settle_later(later(delivery), delivery)
+                            self._slot.set()  # the handler's slot is free; the ack settles
+                            continue
                         if await queue.ack(delivery):
                             self.processed += 1
                         else:
                             self._lost(delivery)
             except Exception:
                 log.exception("settling message %s failed", delivery.envelope.id)
-            held.pop(delivery.envelope.id, None)
-            if not held:
-                self._idle.set()
-            self._slot.set()
+            self._finished(delivery)
+
+    def _finished(self, delivery: Delivery) -> None:
+        """``delivery`` is settled: it no longer holds a slot."""
+        held = self._held
+        if held.get(delivery.envelope.id) is delivery:
+            del held[delivery.envelope.id]
+        if not held:
+            self._idle.set()
+        self._slot.set()
+
+    def _settle_later(self, settling: asyncio.Future[bool], delivery: Delivery) -> None:
+        """Let the ack of ``delivery`` settle in the background; it stays held (renewed,
+        waited for by `stop`) until the queue answers, and is counted processed or lost then."""
+        self._settling[settling] = delivery
+        settling.add_done_callback(self._settled)
+
+    def _settled(self, settling: asyncio.Future[bool]) -> None:
+        delivery = self._settling.pop(settling)
+        if settling.cancelled():
+            pass
+        elif (exc := settling.exception()) is not None:
+            log.error("settling message %s failed", delivery.envelope.id, exc_info=exc)
+        elif settling.result():
+            self.processed += 1
+        else:
+            self._lost(delivery)
+        self._finished(delivery)
 
     def _prepare(self, delivery: Delivery) -> tuple[HandlerFunc, object] | None:
         """The fast path: an async handler and its decoded argument (None: take `_process`)."""

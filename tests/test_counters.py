@@ -139,3 +139,59 @@ async def test_counters_converge_after_redis_is_killed_and_restarted_with_aof() 
             await eventually(settled, timeout=20)
             await client.join(timeout=5)
             assert set(seen) == set(range(1000))
+
+
+@pytest.mark.parametrize("backend", REDIS_BACKENDS, indirect=True)
+async def test_acks_settled_together_are_each_fenced_and_counted_once(
+    make_client: MakeClient,
+) -> None:
+    """Acks made together go to Redis in one call: each is fenced on its own, the same
+    delivery acked twice in it is acked once, and the counters move by what was acked."""
+    client = make_client()
+    group, queue = client.config.app_name, client.queue
+    await queue.declare(TOPIC, group)
+    await client.registry.register(MemberInfo(id="m", group=group, topics=(TOPIC,)))
+    await queue.attach(group, "m")
+    await client.publish_many(TOPIC, list(range(30)))
+    fetched: list[broker.Delivery] = []
+    for _ in range(30):
+        fetched += await queue.fetch(group, "m", 30 - len(fetched), 30.0, 0.05)
+        if len(fetched) == 30:
+            break
+    assert len(fetched) == 30
+    await queue._leases_written()  # type: ignore[attr-defined]
+    redis = queue.redis  # type: ignore[attr-defined]
+    inbox = Keys(client.config.prefix).group(group).inbox("m")
+    await redis.xack(inbox, CONSUMER_GROUP, fetched[0].receipt)  # as if another step took it
+    results = await asyncio.gather(queue.ack(fetched[1]), *(queue.ack(d) for d in fetched))
+    assert results[0] is True
+    assert results[1] is False, "an entry no longer pending for the member is not acked"
+    assert results[2] is False, "the second ack of one delivery is refused"
+    assert all(results[3:])
+    stats = await queue.stats()
+    assert [(s.queued, s.in_flight, s.processed) for s in stats] == [(0, 1, 29)]
+
+
+@pytest.mark.parametrize("backend", REDIS_BACKENDS, indirect=True)
+async def test_a_delivery_acked_before_its_lease_write_gets_no_lease_record(
+    make_client: MakeClient,
+) -> None:
+    client = make_client()
+    group, queue = client.config.app_name, client.queue
+    await queue.declare(TOPIC, group)
+    await client.registry.register(MemberInfo(id="m", group=group, topics=(TOPIC,)))
+    await queue.attach(group, "m")
+    await client.publish_many(TOPIC, list(range(10)))
+    fetched = await queue.fetch(group, "m", 10, 30.0, 1.0)
+    assert fetched
+    kept, acked = fetched[0], fetched[1:]
+    assert all(await asyncio.gather(*(queue.ack(d) for d in acked)))
+    await queue._leases_written()  # type: ignore[attr-defined]
+    redis = queue.redis  # type: ignore[attr-defined]
+    leases = await redis.zrange(Keys(client.config.prefix).group(group).leases("m"), 0, -1)
+    assert [lease.decode() for lease in leases] == [kept.receipt]
+    assert not queue._unwritten  # type: ignore[attr-defined]
+    stats = await queue.stats()
+    assert [(s.in_flight, s.processed) for s in stats] == [(1, len(acked))]
+    assert await queue.ack(kept)
+    assert [(s.queued, s.in_flight) for s in await queue.stats()] == [(0, 0)]

@@ -1,4 +1,4 @@
-"""Acks made in one event-loop turn, sent to Redis as one fenced script call."""
+"""Acks of one member's inbox, coalesced: one fenced script call per batch."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ __all__ = ["AckBatch"]
 
 
 class AckBatch:
-    """Acks made in the same event-loop turn go out in one ``ack.lua`` call.
+    """Acks of one inbox go out in ``ack.lua`` calls, one at a time.
+
+    The first ack is sent at the end of its event-loop turn; acks made while a call is on its
+    way wait for it and then go out together in the next one. An idle member's ack costs one
+    round trip as before, and a busy one settles a whole round trip's acks in one call
+    instead of one call per turn.
 
     Args:
         scripts: the loaded scripts.
@@ -32,21 +37,33 @@ class AckBatch:
         self._consumer = consumer
         self._background = background
         self._waiting: list[tuple[str, str, asyncio.Future[bool]]] = []
-        self._flushing = False
+        self._sending = False
+
+    def submit(self, receipt: str, topic: str) -> asyncio.Future[bool]:
+        """Queue the ack of one entry; the future tells whether Redis took it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._waiting.append((receipt, topic, future))
+        if not self._sending:
+            self._sending = True
+            loop.call_soon(self._start)
+        return future
 
     async def ack(self, receipt: str, topic: str) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((receipt, topic, future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().call_soon(self._flush)
-        return await future
+        return await self.submit(receipt, topic)
 
-    def _flush(self) -> None:
-        batch, self._waiting, self._flushing = self._waiting, [], False
-        task = asyncio.ensure_future(self._send(batch))
+    def _start(self) -> None:
+        task = asyncio.ensure_future(self._send_all())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _send_all(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                await self._send(batch)
+        finally:
+            self._sending = False
 
     async def _send(self, batch: list[tuple[str, str, asyncio.Future[bool]]]) -> None:
         args: list[str] = [self._consumer]

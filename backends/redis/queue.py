@@ -75,7 +75,9 @@ class RedisQueue(Closing):
         self._due: dict[tuple[str, str], float] = {}
         self._acks: dict[tuple[str, str], AckBatch] = {}
         self._background: set[asyncio.Future[None]] = set()
-        self._lease_writes: list[tuple[list[str], list[str | float]]] = []
+        self._lease_writes: list[tuple[list[str], list[str | float], list[Delivery]]] = []
+        # deliveries read whose lease record is not written yet, by (group, member, receipt)
+        self._unwritten: set[tuple[str, str, str]] = set()
         self._lease_timer: asyncio.TimerHandle | None = None
         self._lease_tasks: set[asyncio.Future[None]] = set()
         self.lifetimes = GroupLifetimes(client, keys, scripts, dead_letter_limit=dead_letter_limit)
@@ -219,7 +221,8 @@ class RedisQueue(Closing):
         keys = self._keys.group(group)
         until = self._clock.now() + lease
         out: list[Delivery] = []
-        args: list[str | float] = [until]
+        args: list[str | float] = [until, member]
+        unwritten = self._unwritten
         late: list[tuple[Delivery, str, bool]] = []
         for receipt, fields in entries:
             receipt = decode_text(receipt)
@@ -234,28 +237,42 @@ class RedisQueue(Closing):
             if attempt > envelope.max_attempts:
                 late.append((delivery, "lease lost on every attempt", True))
                 continue
-            args += [receipt, parsed.topic]
+            unwritten.add((group, member, receipt))
             out.append(delivery)
         if out:
             # Written a moment later, not awaited: the handlers start one round trip sooner
             # and a quick one replies before this script takes Redis's time. Every later
             # step (ack, retry, release, expiry) checks the stream itself and the script
             # skips entries already gone, so the order does not matter.
-            self._defer_lease_write([keys.leases(member), keys.stats, keys.inbox(member)], args)
+            self._defer_lease_write(
+                [keys.leases(member), keys.stats, keys.inbox(member)], args, out
+            )
         for delivery, reason, counted in late:
             log.error("message %s dead-lettered: %s", delivery.envelope.id, reason)
             await self._bury(delivery, reason, counted=counted)
         return out
 
-    def _defer_lease_write(self, keys: list[str], args: list[str | float]) -> None:
-        self._lease_writes.append((keys, args))
+    def _defer_lease_write(
+        self, keys: list[str], args: list[str | float], deliveries: list[Delivery]
+    ) -> None:
+        self._lease_writes.append((keys, args, deliveries))
         if self._lease_timer is None:
             loop = asyncio.get_running_loop()
             self._lease_timer = loop.call_later(_LEASE_WRITE_DELAY, self._write_leases)
 
     def _write_leases(self) -> None:
         writes, self._lease_writes, self._lease_timer = self._lease_writes, [], None
-        for keys, args in writes:
+        unwritten = self._unwritten
+        for keys, args, deliveries in writes:
+            # a delivery acked meanwhile needs no lease record (its ack, if refused or lost,
+            # leaves it pending with none, which expiry takes back after a lease)
+            for delivery in deliveries:
+                key = (delivery.group, delivery.member, delivery.receipt)
+                if key in unwritten:
+                    unwritten.discard(key)
+                    args += [delivery.receipt, delivery.envelope.topic]
+            if len(args) == 2:
+                continue
             self._lease_tasks.add(
                 self._in_background(self._scripts.leased(keys, args), "record leases")
             )
@@ -300,6 +317,12 @@ class RedisQueue(Closing):
         return renewed
 
     async def ack(self, delivery: Delivery) -> bool:
+        return await self.ack_later(delivery)
+
+    def ack_later(self, delivery: Delivery) -> asyncio.Future[bool]:
+        """`ack` without waiting: the future tells whether Redis took it. The fence is in
+        Redis, so an ack is a round trip; a subscriber goes on while it settles."""
+        self._unwritten.discard((delivery.group, delivery.member, delivery.receipt))
         batch = self._acks.get((delivery.group, delivery.member))
         if batch is None:
             if len(self._acks) > 10_000:
@@ -311,7 +334,7 @@ class RedisQueue(Closing):
                 member,
                 self._background,
             )
-        return await batch.ack(delivery.receipt, delivery.envelope.topic)
+        return batch.submit(delivery.receipt, delivery.envelope.topic)
 
     async def retry(self, delivery: Delivery, delay: float, error: str) -> bool:
         keys = self._keys.group(delivery.group)
