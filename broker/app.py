@@ -332,8 +332,8 @@ class App:
             await self._join()
         info = self.info()
         log.info(
-            "app %s started: tasks %s, requests %s, events %s",
-            self.group, info.tasks, info.requests, info.events,
+            "app %s started (group %s): tasks %s, requests %s, events %s",
+            info.app, self.group, info.tasks, info.requests, info.events,
         )  # fmt: skip
 
     async def _join(self) -> None:
@@ -396,12 +396,13 @@ class App:
         try:
             await self.start()
             await stopping.wait()
-            log.info("app %s draining (grace %gs)", self.group, self.client.config.grace_period)
+            config = self.client.config
+            log.info("app %s draining (grace %gs)", config.app_name, config.grace_period)
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
             await self.stop()
-        log.info("app %s stopped", self.group)
+        log.info("app %s stopped", self.client.config.app_name)
 
     # -- operations ------------------------------------------------------------------------
 
