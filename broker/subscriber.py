@@ -275,9 +275,9 @@ class Subscriber:
         idle_wait = max(config.heartbeat_interval, _FETCH_WAIT)
         subscribers = self._client._subscribers
         while not self._stopping:
-            # a delivery whose handler is done and whose ack is on its way holds no slot
-            # (bounded: at most max_jobs of them count as free)
-            free = self.max_jobs - len(self._held) + min(len(self._settling), self.max_jobs)
+            # a delivery whose ack is still on its way is held: never more than max_jobs
+            # unacknowledged (the worker itself goes on to the next ready delivery)
+            free = self.max_jobs - len(self._held)
             if free <= 0:
                 self._slot.clear()
                 await self._slot.wait()
@@ -341,8 +341,7 @@ class Subscriber:
                     else:
                         if later is not None:
                             self._settle_later(later(delivery), delivery)
-                            self._slot.set()  # the handler's slot is free; the ack settles
-                            continue
+                            continue  # its slot frees when the ack lands (`_settled`)
                         if await queue.ack(delivery):
                             self.processed += 1
                         else:
