@@ -180,10 +180,7 @@ class Client(Closing):
         self._check_open()
         check_name(topic)
         envelopes = self.envelopes(topic, [payload], [key], headers, max_attempts)
-        if group is None:
-            await self._deliver(topic, envelopes)
-        else:
-            await self.send(check_name(group, "group"), topic, envelopes)
+        await self._publish(topic, envelopes, group)
         return envelopes[0].id
 
     async def publish_many(
@@ -207,11 +204,15 @@ class Client(Closing):
         if keys is not None and len(keys) != len(payloads):
             raise InvalidArgument("keys", len(keys), f"as many keys as payloads ({len(payloads)})")
         envelopes = self.envelopes(topic, payloads, keys, headers, max_attempts)
-        if envelopes and group is None:
-            await self._deliver(topic, envelopes)
-        elif envelopes:
-            await self.send(group or "", topic, envelopes)
+        if envelopes:
+            await self._publish(topic, envelopes, group)
         return [e.id for e in envelopes]
+
+    async def _publish(self, topic: str, envelopes: Sequence[Envelope], group: str | None) -> None:
+        if group is None:
+            await self._deliver(topic, envelopes)
+        else:
+            await self.send(check_name(group, "group"), topic, envelopes)
 
     async def _deliver(self, topic: str, envelopes: Sequence[Envelope]) -> None:
         if self._checks:
