@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from backends.clock import SystemClock
+from broker.clock import SystemClock
 from broker.message import DeadLetter, Delivery, Envelope
 from broker.protocols import Clock, Closing, ComponentHealth, GroupStats
 

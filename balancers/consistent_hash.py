@@ -8,7 +8,7 @@ from hashlib import blake2b
 from math import log
 from typing import TYPE_CHECKING
 
-from balancers.shares import Shares
+from broker.balancers.shares import Shares
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from balancers.local import LocalBalancer
+from broker.balancers.local import LocalBalancer
 from broker.message import Delivery, Envelope
 from broker.protocols import Balancer, Closing, RoutingStore
 

@@ -6,7 +6,7 @@ import random
 from bisect import bisect_right
 from typing import TYPE_CHECKING, ClassVar
 
-from balancers.shares import Shares, cut
+from broker.balancers.shares import Shares, cut
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 
-from balancers.registry import MemoryRegistry
-from balancers.shares import Shares
-from balancers.strategies import make_strategy
+from broker.balancers.registry import MemoryRegistry
+from broker.balancers.shares import Shares
+from broker.balancers.strategies import make_strategy
 from broker.message import Envelope
 from broker.protocols import Candidate, Closing, Strategy, StrategyFactory
 

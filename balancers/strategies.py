@@ -6,10 +6,10 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from balancers.consistent_hash import ConsistentHash
-from balancers.least_connections import LeastConnections
-from balancers.round_robin import RoundRobin
-from balancers.weighted import Weighted
+from broker.balancers.consistent_hash import ConsistentHash
+from broker.balancers.least_connections import LeastConnections
+from broker.balancers.round_robin import RoundRobin
+from broker.balancers.weighted import Weighted
 
 if TYPE_CHECKING:
     from broker.protocols import Strategy

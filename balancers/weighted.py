@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from balancers.shares import Shares, cut
+from broker.balancers.shares import Shares, cut
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -20,7 +20,7 @@ from typing import Any
 import redis_peers
 
 import broker
-from backends.redis import connect
+from broker.backends.redis import connect
 
 PREFIX = "bench"
 TOPIC = "bench"

@@ -30,7 +30,7 @@ from taskiq.receiver import Receiver
 from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend, RedisStreamBroker
 
 import broker
-from backends.redis import connect
+from broker.backends.redis import connect
 
 APP = "bench"
 REQUEST = "ECHO"

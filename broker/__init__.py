@@ -1,8 +1,8 @@
 """broker: asyncio messaging between services with single delivery and balancing strategies."""
 
-from backends.clock import ManualClock, SystemClock
 from broker.app import TASK_GROUP, App, AppInfo
 from broker.client import Client, Health, Stats
+from broker.clock import ManualClock, SystemClock
 from broker.config import Config, parse_duration
 from broker.errors import (
     BackendError,

@@ -41,12 +41,12 @@ def new_memory_client(
         clock: time source for leases, delays and heartbeats (a `ManualClock` in tests).
         rng: random source for the strategies and retry jitter.
     """
-    from backends.channels import MemoryChannels
-    from backends.clock import SystemClock
-    from backends.memory import MemoryQueue
-    from balancers.dispatch import LocalDispatcher
-    from balancers.local import LocalBalancer
-    from balancers.registry import MemoryRegistry
+    from broker.backends.channels import MemoryChannels
+    from broker.backends.memory import MemoryQueue
+    from broker.balancers.dispatch import LocalDispatcher
+    from broker.balancers.local import LocalBalancer
+    from broker.balancers.registry import MemoryRegistry
+    from broker.clock import SystemClock
 
     config = _configure(config, app, strategy)
     clock = clock or SystemClock()
@@ -87,14 +87,14 @@ def new_redis_client(
     """
     config = _configure(config, app, strategy, url=url)
     redis, owns, keys, scripts = _redis_parts(config, redis)
-    from backends.clock import SystemClock
-    from backends.redis import (
+    from broker.backends.redis import (
         IN_SCRIPT,
         RedisDispatcher,
         RedisQueue,
         RedisRegistry,
     )
-    from balancers.strategies import make_strategy
+    from broker.balancers.strategies import make_strategy
+    from broker.clock import SystemClock
 
     clock = clock or SystemClock()
     registry = RedisRegistry(redis, keys, scripts, clock, config.heartbeat_ttl)
@@ -144,13 +144,13 @@ def new_hybrid_client(
 
     config = _configure(config, app, strategy, url=url)
     redis, owns, keys, scripts = _redis_parts(config, redis)
-    from backends.clock import SystemClock
-    from backends.hybrid import HybridDispatcher, HybridQueue
-    from backends.memory import MemoryQueue
-    from backends.redis import RedisQueue
-    from balancers.dispatch import LocalDispatcher
-    from balancers.local import LocalBalancer
-    from balancers.registry import MemoryRegistry
+    from broker.backends.hybrid import HybridDispatcher, HybridQueue
+    from broker.backends.memory import MemoryQueue
+    from broker.backends.redis import RedisQueue
+    from broker.balancers.dispatch import LocalDispatcher
+    from broker.balancers.local import LocalBalancer
+    from broker.balancers.registry import MemoryRegistry
+    from broker.clock import SystemClock
 
     clock = clock or SystemClock()
     durable = RedisQueue(
@@ -182,7 +182,7 @@ def _on_redis(
 ) -> Client:
     """A client over Redis parts (queue, registry, dispatcher), with Pub/Sub channels and the
     start-up check that records the prefix's mode, or refuses a client of another mode."""
-    from backends.redis import RedisChannels, claim_mode
+    from broker.backends.redis import RedisChannels, claim_mode
 
     async def check_mode() -> None:
         await claim_mode(redis, keys, mode)
@@ -208,7 +208,7 @@ def _redis_parts(config: Config, redis: Any) -> tuple[Any, bool, Any, Any]:
         MissingDependency: the ``redis`` extra is not installed.
     """
     try:
-        from backends.redis import Keys, Scripts, connect
+        from broker.backends.redis import Keys, Scripts, connect
     except ImportError as exc:
         raise MissingDependency(f"BROKER_MODE={config.mode}", "redis", "redis") from exc
     owns = redis is None

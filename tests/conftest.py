@@ -89,14 +89,14 @@ async def make_client(backend: str, request: pytest.FixtureRequest) -> AsyncIter
             url = shared_redis_url()
             if not shared_redis_ok(url):
                 pytest.fail(f"no Redis answers at {url}")
-            from backends.redis import connect
+            from broker.backends.redis import connect
 
             shared = connect(url)
             stack.push_async_callback(shared.aclose)
             stack.push_async_callback(_drop_prefix, shared, prefix)
         elif backend == "cluster":
             cluster: RedisCluster = request.getfixturevalue("redis_cluster")
-            from backends.redis import connect
+            from broker.backends.redis import connect
 
             shared = connect(cluster.url, cluster=True)
             stack.push_async_callback(shared.aclose)

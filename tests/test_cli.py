@@ -126,7 +126,7 @@ async def redis_env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[dict[str, 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     yield env
-    from backends.redis import connect
+    from broker.backends.redis import connect
 
     redis = connect(url)
     await _drop_prefix(redis, env["QUEUE_PREFIX"])

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 
 import broker
-from backends.redis.keys import CONSUMER_GROUP, Keys
+from broker.backends.redis.keys import CONSUMER_GROUP, Keys
 from broker.protocols import MemberInfo
 from tests.conftest import FAST, MakeClient
 from tests.contract.helpers import eventually, wait_for

@@ -8,8 +8,8 @@ import msgspec
 import pytest
 
 import broker
-from backends.redis.dispatch import IN_SCRIPT, RedisDispatcher
-from backends.redis.keys import Keys
+from broker.backends.redis.dispatch import IN_SCRIPT, RedisDispatcher
+from broker.backends.redis.keys import Keys
 from broker.message import Codec, Message
 from broker.rpc import Responder
 
@@ -106,7 +106,7 @@ def test_redis_dispatcher_strategy_name() -> None:
 
 
 def test_a_missing_redis_package_is_missing_dependency(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "backends.redis", None)  # as if redis were not installed
+    monkeypatch.setitem(sys.modules, "broker.backends.redis", None)  # as if redis were missing
     with pytest.raises(broker.MissingDependency) as info:
         broker.new_redis_client("shop", "redis://127.0.0.1:6379/0")
     assert "pip install 'broker[redis]'" in str(info.value)

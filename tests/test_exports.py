@@ -15,6 +15,8 @@ def test_all_names_are_exported_and_public() -> None:
     modules = {
         "app",
         "backends",
+        "balancers",
+        "clock",
         "events",
         "rpc",
         "sync",

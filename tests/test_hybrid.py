@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 import broker
-from backends.redis import connect
-from backends.redis.keys import Keys
+from broker.backends.redis import connect
+from broker.backends.redis.keys import Keys
 from tests.contract.helpers import wait_for
 from tests.redis_servers import require_redis_server, shared_redis_ok, shared_redis_url
 

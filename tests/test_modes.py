@@ -24,7 +24,7 @@ async def shared(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
         url = shared_redis_url()
         if not shared_redis_ok(url):
             pytest.fail(f"no Redis answers at {url}")
-        from backends.redis import connect
+        from broker.backends.redis import connect
 
         redis = connect(url)
     yield redis

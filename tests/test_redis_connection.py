@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from backends.redis import connect
+from broker.backends.redis import connect
 from tests.redis_servers import require_redis_server, shared_redis_ok, shared_redis_url
 
 

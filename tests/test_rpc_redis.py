@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import broker
-from backends.redis import connect
+from broker.backends.redis import connect
 from tests.conftest import FAST, _drop_prefix
 from tests.contract.helpers import eventually
 from tests.redis_servers import require_redis_server, shared_redis_ok, shared_redis_url

@@ -18,11 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from balancers.consistent_hash import ConsistentHash
-from balancers.least_connections import LeastConnections
-from balancers.round_robin import RoundRobin
-from balancers.strategies import STRATEGIES, StrategyName, make_strategy
-from balancers.weighted import Weighted
+from broker.balancers.consistent_hash import ConsistentHash
+from broker.balancers.least_connections import LeastConnections
+from broker.balancers.round_robin import RoundRobin
+from broker.balancers.strategies import STRATEGIES, StrategyName, make_strategy
+from broker.balancers.weighted import Weighted
 from broker.errors import ConfigError
 from broker.message import Envelope
 from broker.protocols import Candidate, Strategy
@@ -187,7 +187,7 @@ def test_consistent_hash_is_stable_across_processes() -> None:
     keys = [f"order-{i}" for i in range(100)]
     script = (
         "import json, sys\n"
-        "from balancers.consistent_hash import ConsistentHash\n"
+        "from broker.balancers.consistent_hash import ConsistentHash\n"
         "from broker.message import Envelope\n"
         "from broker.protocols import Candidate\n"
         "s = ConsistentHash()\n"

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from balancers.strategies import STRATEGIES
+from broker.balancers.strategies import STRATEGIES
 from broker.message import Envelope
 from broker.protocols import Candidate, Strategy
 

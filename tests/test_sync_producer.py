@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 import broker
-from backends.redis import connect
+from broker.backends.redis import connect
 from tests.conftest import FAST, _drop_prefix
 from tests.contract.helpers import wait_for
 from tests.redis_servers import require_redis_server, shared_redis_ok, shared_redis_url

@@ -14,7 +14,7 @@ and an ack Redis refuses (the entry was claimed) is reported as a lost lease. An
 malformed (a field missing or not of its type) is dead-lettered when it is read.
 """
 
-from backends.hybrid.dispatch import HybridDispatcher
-from backends.hybrid.queue import HybridQueue
+from broker.backends.hybrid.dispatch import HybridDispatcher
+from broker.backends.hybrid.queue import HybridQueue
 
 __all__ = ["HybridDispatcher", "HybridQueue"]

@@ -6,11 +6,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from backends.redis.connection import translate_errors
-from backends.redis.keys import GroupKeys
+from broker.backends.redis.connection import translate_errors
+from broker.backends.redis.keys import GroupKeys
 
 if TYPE_CHECKING:
-    from backends.hybrid.queue import HybridQueue
+    from broker.backends.hybrid.queue import HybridQueue
 
 __all__ = ["StreamAcks", "stream_order"]
 

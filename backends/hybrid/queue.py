@@ -12,13 +12,13 @@ from typing import Any
 
 import msgspec
 
-from backends.hybrid.acks import StreamAcks, stream_order
-from backends.hybrid.stats import combined, stored
-from backends.redis.connection import translate_errors
-from backends.redis.entries import Malformed, parse_entry
-from backends.redis.keys import CONSUMER_GROUP, Keys
-from backends.redis.queue import RedisQueue, create_group, decode_text
-from backends.redis.scripts import Scripts
+from broker.backends.hybrid.acks import StreamAcks, stream_order
+from broker.backends.hybrid.stats import combined, stored
+from broker.backends.redis.connection import translate_errors
+from broker.backends.redis.entries import Malformed, parse_entry
+from broker.backends.redis.keys import CONSUMER_GROUP, Keys
+from broker.backends.redis.queue import RedisQueue, create_group, decode_text
+from broker.backends.redis.scripts import Scripts
 from broker.message import DeadLetter, Delivery, Envelope
 from broker.protocols import Closing, ComponentHealth, Dispatcher, GroupStats, RoutingStore
 

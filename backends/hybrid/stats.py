@@ -6,8 +6,8 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 
-from backends.redis.entries import decode_text
-from backends.redis.keys import CONSUMER_GROUP
+from broker.backends.redis.entries import decode_text
+from broker.backends.redis.keys import CONSUMER_GROUP
 from broker.protocols import GroupStats
 
 __all__ = ["combined", "stored"]

@@ -1,13 +1,13 @@
 """The Redis backend: streams per member inbox, Lua scripts for every atomic step."""
 
-from backends.redis.channels import RedisChannels
-from backends.redis.connection import connect
-from backends.redis.dispatch import IN_SCRIPT, RedisDispatcher
-from backends.redis.keys import Keys
-from backends.redis.mode import claim_mode
-from backends.redis.queue import RedisQueue
-from backends.redis.registry import RedisRegistry
-from backends.redis.scripts import Scripts
+from broker.backends.redis.channels import RedisChannels
+from broker.backends.redis.connection import connect
+from broker.backends.redis.dispatch import IN_SCRIPT, RedisDispatcher
+from broker.backends.redis.keys import Keys
+from broker.backends.redis.mode import claim_mode
+from broker.backends.redis.queue import RedisQueue
+from broker.backends.redis.registry import RedisRegistry
+from broker.backends.redis.scripts import Scripts
 
 __all__ = [
     "IN_SCRIPT",

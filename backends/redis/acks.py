@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from backends.redis.connection import translate_errors
-from backends.redis.scripts import Scripts
+from broker.backends.redis.connection import translate_errors
+from broker.backends.redis.scripts import Scripts
 
 __all__ = ["AckBatch"]
 

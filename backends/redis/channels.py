@@ -9,8 +9,8 @@ import random
 from collections import defaultdict
 from typing import Any
 
-from backends.redis.connection import translate_errors
-from backends.redis.keys import Keys
+from broker.backends.redis.connection import translate_errors
+from broker.backends.redis.keys import Keys
 from broker.errors import BackendUnavailable
 from broker.protocols import ChannelCallback, Closing
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from backends.redis.entries import decode_text
+from broker.backends.redis.entries import decode_text
 from broker.protocols import GroupStats
 
 __all__ = ["group_stats"]

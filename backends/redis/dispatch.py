@@ -13,12 +13,12 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from backends.redis.connection import translate_errors
-from backends.redis.keys import GroupKeys, Keys
-from backends.redis.queue import decode_text, encode_envelope
-from backends.redis.registry import RedisRegistry
-from backends.redis.scripts import Call, Scripts
-from backends.redis.topics import TopicGroups
+from broker.backends.redis.connection import translate_errors
+from broker.backends.redis.keys import GroupKeys, Keys
+from broker.backends.redis.queue import decode_text, encode_envelope
+from broker.backends.redis.registry import RedisRegistry
+from broker.backends.redis.scripts import Call, Scripts
+from broker.backends.redis.topics import TopicGroups
 from broker.errors import InvalidArgument
 from broker.message import Delivery, Envelope
 from broker.protocols import Candidate, Clock, Closing, MemberInfo, Strategy, StrategyFactory

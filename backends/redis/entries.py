@@ -8,8 +8,8 @@ from typing import Any, NamedTuple
 import msgspec
 from redis import exceptions as redis_errors
 
-from backends.redis.connection import translate_errors
-from backends.redis.keys import CONSUMER_GROUP
+from broker.backends.redis.connection import translate_errors
+from broker.backends.redis.keys import CONSUMER_GROUP
 from broker.message import Envelope
 
 __all__ = ["Entry", "Malformed", "create_group", "decode_text", "parse_entry"]

@@ -14,10 +14,10 @@ from typing import Any
 
 import msgspec
 
-from backends.redis.connection import translate_errors
-from backends.redis.entries import decode_text
-from backends.redis.keys import GroupKeys, Keys
-from backends.redis.scripts import Scripts
+from broker.backends.redis.connection import translate_errors
+from broker.backends.redis.entries import decode_text
+from broker.backends.redis.keys import GroupKeys, Keys
+from broker.backends.redis.scripts import Scripts
 from broker.message import DeadLetter, Envelope
 
 __all__ = ["GroupLifetimes"]

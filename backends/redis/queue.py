@@ -12,14 +12,14 @@ from typing import Any
 import msgspec
 from redis import exceptions as redis_errors
 
-from backends.redis.acks import AckBatch
-from backends.redis.connection import translate_errors
-from backends.redis.counters import group_stats
-from backends.redis.entries import Malformed, create_group, decode_text, parse_entry
-from backends.redis.keys import CONSUMER_GROUP, Keys
-from backends.redis.lifetimes import GroupLifetimes
-from backends.redis.scripts import Scripts
-from backends.redis.topics import TopicGroups
+from broker.backends.redis.acks import AckBatch
+from broker.backends.redis.connection import translate_errors
+from broker.backends.redis.counters import group_stats
+from broker.backends.redis.entries import Malformed, create_group, decode_text, parse_entry
+from broker.backends.redis.keys import CONSUMER_GROUP, Keys
+from broker.backends.redis.lifetimes import GroupLifetimes
+from broker.backends.redis.scripts import Scripts
+from broker.backends.redis.topics import TopicGroups
 from broker.message import DeadLetter, Delivery, Envelope
 from broker.protocols import Clock, Closing, ComponentHealth, GroupStats
 

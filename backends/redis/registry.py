@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.redis.connection import translate_errors
-from backends.redis.keys import Keys
-from backends.redis.scripts import Scripts
+from broker.backends.redis.connection import translate_errors
+from broker.backends.redis.keys import Keys
+from broker.backends.redis.scripts import Scripts
 from broker.protocols import Clock, Closing, MemberInfo
 
 __all__ = ["RedisRegistry"]

@@ -21,8 +21,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from backends.redis.connection import translate_errors
-from backends.redis.keys import Keys
+from broker.backends.redis.connection import translate_errors
+from broker.backends.redis.keys import Keys
 
 __all__ = ["GroupsView", "TopicGroups"]
 

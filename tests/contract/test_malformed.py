@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import broker
-from backends.redis.keys import Keys
-from backends.redis.queue import encode_envelope
+from broker.backends.redis.keys import Keys
+from broker.backends.redis.queue import encode_envelope
 from broker.message import Envelope, new_id
 from tests.conftest import MakeClient
 from tests.contract.helpers import eventually, wait_for

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 import broker
-from backends.redis import connect
+from broker.backends.redis import connect
 from tests.processes.worker import new_client
 
 ROOT = Path(__file__).resolve().parents[2]
