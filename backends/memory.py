@@ -273,7 +273,7 @@ class MemoryQueue(Closing):
         self._add_dead(state, delivery.group, lease.envelope, error)
         return True
 
-    async def release(self, delivery: Delivery) -> Envelope | None:
+    async def take_back(self, delivery: Delivery) -> Envelope | None:
         held = self._held(delivery)
         if held is None:
             return None
@@ -281,7 +281,7 @@ class MemoryQueue(Closing):
         del inbox.leased[delivery.envelope.id]
         return _replace(lease.envelope, attempt=lease.envelope.attempt - 1)
 
-    async def expire_leases(self) -> list[tuple[str, Envelope]]:
+    async def take_expired(self) -> list[tuple[str, Envelope]]:
         now = self._clock.now()
         expired: list[tuple[str, Envelope]] = []
         for name, inbox in self._inboxes():

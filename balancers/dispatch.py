@@ -107,7 +107,7 @@ class LocalDispatcher(Closing):
         return len(taken)
 
     async def release(self, delivery: Delivery) -> bool:
-        envelope = await self._queue.release(delivery)
+        envelope = await self._queue.take_back(delivery)
         if envelope is None:
             return False
         await self.reroute(delivery.group, [envelope])
@@ -115,7 +115,7 @@ class LocalDispatcher(Closing):
 
     async def expire_leases(self) -> int:
         expired: dict[str, list[Envelope]] = defaultdict(list)
-        for group, envelope in await self._queue.expire_leases():
+        for group, envelope in await self._queue.take_expired():
             expired[group].append(envelope)
         for group, envelopes in expired.items():
             await self.reroute(group, envelopes)

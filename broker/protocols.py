@@ -324,10 +324,10 @@ class RoutingStore(Queue, Protocol):
     async def outstanding(self, group: str) -> dict[str, int]:
         """Per member: messages pushed to it and not yet settled."""
 
-    async def release(self, delivery: Delivery) -> Envelope | None:
+    async def take_back(self, delivery: Delivery) -> Envelope | None:
         """Take back a leased message unprocessed (no attempt counted), to route again."""
 
-    async def expire_leases(self) -> list[tuple[str, Envelope]]:
+    async def take_expired(self) -> list[tuple[str, Envelope]]:
         """Take back every lease past its deadline; returns (group, envelope) to route again."""
 
 

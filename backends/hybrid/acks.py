@@ -6,8 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from broker.backends.redis.connection import translate_errors
-from broker.backends.redis.keys import GroupKeys
+from broker.backends.redis import GroupKeys, translate_errors
 
 if TYPE_CHECKING:
     from broker.backends.hybrid.queue import HybridQueue

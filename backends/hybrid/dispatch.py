@@ -9,9 +9,13 @@ from collections.abc import Sequence
 from redis import exceptions as redis_errors
 
 from broker.backends.hybrid.queue import HybridQueue
-from broker.backends.redis.connection import translate_errors
-from broker.backends.redis.keys import CONSUMER_GROUP, Keys
-from broker.backends.redis.queue import decode_text, encode_envelope
+from broker.backends.redis import (
+    CONSUMER_GROUP,
+    Keys,
+    decode_text,
+    encode_envelope,
+    translate_errors,
+)
 from broker.message import Delivery, Envelope
 from broker.protocols import Closing, Dispatcher
 

@@ -14,11 +14,17 @@ import msgspec
 
 from broker.backends.hybrid.acks import StreamAcks, stream_order
 from broker.backends.hybrid.stats import combined, stored
-from broker.backends.redis.connection import translate_errors
-from broker.backends.redis.entries import Malformed, parse_entry
-from broker.backends.redis.keys import CONSUMER_GROUP, Keys
-from broker.backends.redis.queue import RedisQueue, create_group, decode_text
-from broker.backends.redis.scripts import Scripts
+from broker.backends.redis import (
+    CONSUMER_GROUP,
+    Keys,
+    Malformed,
+    RedisQueue,
+    Scripts,
+    create_group,
+    decode_text,
+    parse_entry,
+    translate_errors,
+)
 from broker.message import DeadLetter, Delivery, Envelope
 from broker.protocols import Closing, ComponentHealth, Dispatcher, GroupStats, RoutingStore
 
@@ -349,7 +355,7 @@ class HybridQueue(Closing):
         return await self._local.retry(delivery, delay, error)
 
     async def bury(self, delivery: Delivery, error: str) -> bool:
-        if await self._local.release(delivery) is None:
+        if await self._local.take_back(delivery) is None:
             return False
         settled = self._settled(delivery)
         if settled is not None:
@@ -407,11 +413,11 @@ class HybridQueue(Closing):
     async def outstanding(self, group: str) -> dict[str, int]:
         return await self._local.outstanding(group)
 
-    async def release(self, delivery: Delivery) -> Envelope | None:
-        return await self._local.release(delivery)
+    async def take_back(self, delivery: Delivery) -> Envelope | None:
+        return await self._local.take_back(delivery)
 
-    async def expire_leases(self) -> list[tuple[str, Envelope]]:
-        return await self._local.expire_leases()
+    async def take_expired(self) -> list[tuple[str, Envelope]]:
+        return await self._local.take_expired()
 
     # -- dead letters and observability ----------------------------------------------------
 

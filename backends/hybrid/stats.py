@@ -6,8 +6,7 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 
-from broker.backends.redis.entries import decode_text
-from broker.backends.redis.keys import CONSUMER_GROUP
+from broker.backends.redis import CONSUMER_GROUP, decode_text
 from broker.protocols import GroupStats
 
 __all__ = ["combined", "stored"]

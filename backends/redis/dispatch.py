@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from broker.backends.redis.connection import translate_errors
+from broker.backends.redis.entries import decode_text
 from broker.backends.redis.keys import GroupKeys, Keys
-from broker.backends.redis.queue import decode_text, encode_envelope
+from broker.backends.redis.queue import encode_envelope
 from broker.backends.redis.registry import RedisRegistry
 from broker.backends.redis.scripts import Call, Scripts
 from broker.backends.redis.topics import TopicGroups

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from broker.backends.redis.connection import translate_errors
+from broker.backends.redis.entries import decode_text
 from broker.backends.redis.keys import Keys
-from broker.backends.redis.queue import decode_text
 from broker.errors import ConfigError
 
 __all__ = ["claim_mode"]

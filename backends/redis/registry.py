@@ -6,15 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from broker.backends.redis.connection import translate_errors
+from broker.backends.redis.entries import decode_text
 from broker.backends.redis.keys import Keys
 from broker.backends.redis.scripts import Scripts
 from broker.protocols import Clock, Closing, MemberInfo
 
 __all__ = ["RedisRegistry"]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisRegistry(Closing):
@@ -89,7 +86,7 @@ class RedisRegistry(Closing):
     async def members(self, group: str) -> list[MemberInfo]:
         keys = self._keys.group(group)
         with translate_errors("list members"):
-            ids = [_text(m) for m in await self._redis.zrange(keys.members, 0, -1)]
+            ids = [decode_text(m) for m in await self._redis.zrange(keys.members, 0, -1)]
             if not ids:
                 return []
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -115,7 +112,7 @@ class RedisRegistry(Closing):
     async def groups(self) -> list[str]:
         """Every group that ever had a member."""
         with translate_errors("list groups"):
-            return sorted(_text(g) for g in await self._redis.smembers(self._keys.groups))
+            return sorted(decode_text(g) for g in await self._redis.smembers(self._keys.groups))
 
     async def evict_expired(self) -> list[MemberInfo]:
         deadline = self._clock.now() - self._ttl
@@ -125,14 +122,14 @@ class RedisRegistry(Closing):
                 keys = self._keys.group(group)
                 late = await self._redis.zrangebyscore(keys.members, "-inf", f"({deadline}")
                 for member in late:
-                    info = await self._leave(group, _text(member), repr(deadline))
+                    info = await self._leave(group, decode_text(member), repr(deadline))
                     if info is not None:
                         evicted.append(info)
         return evicted
 
 
 def _member(group: str, member: str, raw: dict[Any, Any]) -> MemberInfo:
-    info = {_text(k): _text(v) for k, v in raw.items()}
+    info = {decode_text(k): decode_text(v) for k, v in raw.items()}
     topics = tuple(t for t in info.get("topics", "").split(",") if t)
     return MemberInfo(
         id=member,

@@ -22,15 +22,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from broker.backends.redis.connection import translate_errors
+from broker.backends.redis.entries import decode_text
 from broker.backends.redis.keys import Keys
 
 __all__ = ["GroupsView", "TopicGroups"]
 
 _MAX_TOPICS = 10_000
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class GroupsView:
@@ -82,7 +79,7 @@ class TopicGroups:
     async def _read(self, topic: str, old: GroupsView | None, seen: dict[str, str]) -> GroupsView:
         with translate_errors("read groups"):
             found = sorted(
-                _text(g) for g in await self._redis.smembers(self._keys.topic_groups(topic))
+                decode_text(g) for g in await self._redis.smembers(self._keys.topic_groups(topic))
             )
         versions = {g: v for g, v in (old.versions if old else {}).items() if g in found}
         versions.update((g, v) for g, v in seen.items() if g in found)
@@ -104,7 +101,7 @@ class TopicGroups:
             token = secrets.token_hex(8)
             async with self._redis.pipeline(transaction=False) as pipe:
                 for name in groups:
-                    pipe.hset(self._keys.group(_text(name)).state, self.field(topic), token)
+                    pipe.hset(self._keys.group(decode_text(name)).state, self.field(topic), token)
                 await pipe.execute()
 
     @staticmethod
