@@ -138,9 +138,7 @@ def new_hybrid_client(
     Redis gives each message to one process; this process's balancer picks one of its own
     members by the strategy. Arguments as for `new_redis_client`.
     """
-    import os
-    import secrets
-    import socket
+    from broker.names import process_id
 
     config = _configure(config, app, strategy, url=url)
     redis, owns, keys, scripts = _redis_parts(config, redis)
@@ -159,7 +157,7 @@ def new_hybrid_client(
     local = MemoryQueue(clock)
     registry = MemoryRegistry(clock, config.heartbeat_ttl)
     balancer = LocalBalancer(registry, strategy or config.strategy, rng)
-    process = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    process = process_id()
 
     def topics_of(group: str) -> set[str]:
         return {t for member in registry.live(group).values() for t in member.topics}

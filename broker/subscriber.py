@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import re
-import secrets
-import socket
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +16,7 @@ import msgspec
 from broker.errors import ClientClosed, HandlerError, InvalidArgument
 from broker.handlers import Handler, HandlerFunc
 from broker.message import Delivery, check_name
+from broker.names import member_id as new_member_id
 from broker.protocols import MemberInfo
 
 if TYPE_CHECKING:
@@ -45,11 +42,6 @@ async def cancel_task(task: asyncio.Task[None]) -> None:
             log.error("task %s ended with an error", task.get_name(), exc_info=exc)
 
 
-def _member_id() -> str:
-    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:60] or "host"
-    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
 class Subscriber:
     """One live member of a group: registers, heartbeats, fetches and runs handlers.
 
@@ -73,7 +65,7 @@ class Subscriber:
             raise InvalidArgument("weight", weight, "an integer of 0 or more")
         self._client = client
         self.group = group
-        self.id = check_name(member_id, "member id") if member_id else _member_id()
+        self.id = check_name(member_id, "member id") if member_id else new_member_id()
         self.weight = weight
         self.max_jobs = max_jobs
         self._handlers: dict[str, Handler] = {}

@@ -14,7 +14,7 @@ import pytest
 
 import broker
 from broker.backends.redis.keys import CONSUMER_GROUP, Keys
-from broker.protocols import MemberInfo
+from broker.protocols import MemberInfo, Queue
 from tests.conftest import FAST, MakeClient
 from tests.contract.helpers import eventually, wait_for
 from tests.redis_servers import RedisServer, require_redis_server
@@ -141,18 +141,27 @@ async def test_counters_converge_after_redis_is_killed_and_restarted_with_aof() 
             assert set(seen) == set(range(1000))
 
 
+async def _member_with_messages(
+    make_client: MakeClient, count: int
+) -> tuple[broker.Client, str, Queue]:
+    """A client whose member ``m`` of the app group is attached, with ``count`` messages
+    published to it: (client, group, queue)."""
+    client = make_client()
+    group, queue = client.config.app_name, client.queue
+    await queue.declare(TOPIC, group)
+    await client.registry.register(MemberInfo(id="m", group=group, topics=(TOPIC,)))
+    await queue.attach(group, "m")
+    await client.publish_many(TOPIC, list(range(count)))
+    return client, group, queue
+
+
 @pytest.mark.parametrize("backend", REDIS_BACKENDS, indirect=True)
 async def test_acks_settled_together_are_each_fenced_and_counted_once(
     make_client: MakeClient,
 ) -> None:
     """Acks made together go to Redis in one call: each is fenced on its own, the same
     delivery acked twice in it is acked once, and the counters move by what was acked."""
-    client = make_client()
-    group, queue = client.config.app_name, client.queue
-    await queue.declare(TOPIC, group)
-    await client.registry.register(MemberInfo(id="m", group=group, topics=(TOPIC,)))
-    await queue.attach(group, "m")
-    await client.publish_many(TOPIC, list(range(30)))
+    client, group, queue = await _member_with_messages(make_client, 30)
     fetched: list[broker.Delivery] = []
     for _ in range(30):
         fetched += await queue.fetch(group, "m", 30 - len(fetched), 30.0, 0.05)
@@ -176,12 +185,7 @@ async def test_acks_settled_together_are_each_fenced_and_counted_once(
 async def test_a_delivery_acked_before_its_lease_write_gets_no_lease_record(
     make_client: MakeClient,
 ) -> None:
-    client = make_client()
-    group, queue = client.config.app_name, client.queue
-    await queue.declare(TOPIC, group)
-    await client.registry.register(MemberInfo(id="m", group=group, topics=(TOPIC,)))
-    await queue.attach(group, "m")
-    await client.publish_many(TOPIC, list(range(10)))
+    client, group, queue = await _member_with_messages(make_client, 10)
     fetched = await queue.fetch(group, "m", 10, 30.0, 1.0)
     assert fetched
     kept, acked = fetched[0], fetched[1:]
