@@ -27,6 +27,7 @@ def test_all_names_are_exported_and_public() -> None:
         "factory",
         "handlers",
         "message",
+        "names",
         "protocols",
         "redis_settings",
         "subscriber",
