@@ -17,11 +17,16 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from broker.backend import Backend, BackendRequest
+from broker.backends.channels import MemoryChannels
+from broker.balancers.dispatch import LocalDispatcher
+from broker.balancers.local import LocalBalancer
+from broker.balancers.registry import MemoryRegistry
 from broker.clock import SystemClock
 from broker.message import DeadLetter, Delivery, Envelope
 from broker.protocols import Clock, Closing, ComponentHealth, GroupStats
 
-__all__ = ["MemoryQueue"]
+__all__ = ["MemoryQueue", "connect_memory"]
 
 _replace = msgspec.structs.replace
 # How long a waiting fetch sleeps at most while retries are delayed, so a moved clock is seen.
@@ -355,3 +360,12 @@ class MemoryQueue(Closing):
         for name, state in self._groups.items():
             for inbox in state.inboxes.values():
                 yield name, inbox
+
+
+def connect_memory(request: BackendRequest) -> Backend:
+    """The connector of ``memory://``: queue, registry and balancing in this process."""
+    registry = MemoryRegistry(request.clock, request.config.heartbeat_ttl)
+    balancer = LocalBalancer(registry, request.strategy, request.rng)
+    queue = MemoryQueue(request.clock)
+    dispatcher = LocalDispatcher(queue, balancer)
+    return Backend(queue, registry, dispatcher, MemoryChannels())

@@ -9,10 +9,14 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import msgspec
 
+from broker.backend import Backend, BackendRequest
+from broker.clock import SystemClock
 from broker.config import Config
+from broker.connectors import get_connector
 from broker.errors import ClientClosed, HandlerError, InvalidArgument, PayloadTooLarge
 from broker.message import Codec, DeadLetter, Envelope, check_name, new_id
 from broker.protocols import (
@@ -25,6 +29,7 @@ from broker.protocols import (
     MemberInfo,
     Queue,
     Registry,
+    StrategyFactory,
 )
 from broker.subscriber import Subscriber, cancel_task
 
@@ -88,6 +93,62 @@ class Client(Closing):
         self._maintenance: asyncio.Task[None] | None = None
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str | None = None,
+        *,
+        app: str | None = None,
+        strategy: str | StrategyFactory | None = None,
+        config: Config | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        **options: Any,
+    ) -> Client:
+        """A client on the backend ``url`` names, chosen by its scheme (see `broker.connect`).
+
+        Args:
+            url: ``memory://``, ``redis://[user:password@]host:port/db``, ``rediss://...``,
+                ``unix:///path.sock``, ``redis+cluster://host:port``, ``hybrid+redis://...``
+                (also ``hybrid+rediss://``, ``hybrid+redis+cluster://``), or a plug-in's
+                scheme; default ``config.backend_url``.
+            app: application name, the default consumer group (overrides ``config.app_name``).
+            strategy: a strategy name or a factory of your own `broker.protocols.Strategy`.
+            config: timings, limits and names (default `Config()`).
+            clock: time source for leases, delays and heartbeats (a `ManualClock` in tests).
+            rng: random source for the strategies and retry jitter.
+            **options: passed to the backend (the Redis backends take ``redis=``, an existing
+                redis-py asyncio client, which the client then does not close).
+
+        Raises:
+            InvalidArgument: no backend is known for the URL's scheme.
+            ConfigError: the URL contradicts ``config`` (e.g. its ``mode``).
+            MissingDependency: the backend needs an extra that is not installed.
+        """
+        config = config or Config()
+        changes: dict[str, object] = {}
+        if app is not None:
+            changes["app_name"] = app
+        if isinstance(strategy, str):
+            changes["strategy"] = strategy
+        if url is not None:
+            changes["url"] = url
+        config = config.replace(**changes) if changes else config
+        url = config.backend_url
+        clock = clock or SystemClock()
+        request = BackendRequest(url, config, clock, rng, strategy or config.strategy, options)
+        backend: Backend = get_connector(url)(request)
+        return cls(
+            config,
+            backend.queue,
+            backend.registry,
+            backend.dispatcher,
+            channels=backend.channels,
+            clock=clock,
+            rng=rng,
+            checks=backend.checks,
+        )
 
     def on_close(self, close: Callable[[], Awaitable[None]]) -> Callable[[], None]:
         """Run ``close`` when the client closes, after its subscribers stopped; returns a

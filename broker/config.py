@@ -20,6 +20,7 @@ Mode = Literal["memory", "redis", "hybrid"]
 STRATEGY_NAMES = ("round_robin", "consistent_hash", "weighted", "least_conn")
 
 log = logging.getLogger("broker")
+_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 _NUMBER = r"\d+(?:\.\d+)?"
 # Units largest first, each at most once: 7d, 2h, 1m30s, 1.5s, 500ms, 1h2m3s4ms; or seconds.
@@ -48,11 +49,17 @@ class Config:
 
     Durations are seconds. Build variants with `replace`. ``heartbeat_interval`` left at 0
     becomes a third of ``heartbeat_ttl`` (and follows it through `replace`).
+
+    ``url`` names the backend (``memory://``, ``redis://host:6379/0``, ``rediss://...``,
+    ``redis+cluster://...``, ``hybrid+redis://...``, or a plug-in's scheme). When it is set it
+    decides ``mode``, ``redis_url`` and ``cluster`` for the built-in schemes (setting one of
+    them to something else is an error); unset, ``backend_url`` is composed from them.
     """
 
     app_name: str = "app"
+    url: str | None = None
     mode: Mode = "memory"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = _REDIS_URL
     strategy: str = "round_robin"
     heartbeat_ttl: float = 30.0
     heartbeat_interval: float = 0.0
@@ -80,11 +87,42 @@ class Config:
         except InvalidTopic as exc:
             accepted = f"1-200 characters of letters, digits and ._-:/ ({exc.reason})"
             raise ConfigError("APP_NAME", self.app_name, accepted) from None
+        if self.url is not None:
+            self._follow_url(self.url)
         if self.heartbeat_interval == 0:
             object.__setattr__(self, "heartbeat_interval", self.heartbeat_ttl / 3)
             object.__setattr__(self, "_derived_interval", True)
         self._check_choices()
         self._check_numbers()
+
+    def _follow_url(self, url: str) -> None:
+        derived = url_settings(url)
+        if derived is None:
+            return
+        given = {"mode": self.mode, "redis_url": self.redis_url, "cluster": self.cluster}
+        for name, value in derived.items():
+            if given[name] not in (value, _DEFAULTS[name]):
+                shown = mask(str(given[name])) if name == "redis_url" else given[name]
+                raise ConfigError(
+                    name,
+                    shown,
+                    f"{mask(str(value)) if name == 'redis_url' else value!r} (from url "
+                    f"{mask(url)}), or leave it unset: url decides it",
+                )
+            object.__setattr__(self, name, value)
+
+    @property
+    def backend_url(self) -> str:
+        """The URL of the backend: ``url``, or composed from ``mode``, ``redis_url`` and
+        ``cluster``."""
+        if self.url is not None:
+            return self.url
+        if self.mode == "memory":
+            return "memory://"
+        scheme, rest = self.redis_url.split("://", 1)
+        if self.cluster:
+            scheme += "+cluster"
+        return f"hybrid+{scheme}://{rest}" if self.mode == "hybrid" else f"{scheme}://{rest}"
 
     def _check_choices(self) -> None:
         if self.mode not in get_args(Mode):
@@ -123,6 +161,9 @@ class Config:
         is derived again from the new TTL."""
         if self._derived_interval and "heartbeat_interval" not in changes:
             changes["heartbeat_interval"] = 0.0
+        if changes.get("url") is not None:  # a new url decides these again
+            for name, value in _DEFAULTS.items():
+                changes.setdefault(name, value)
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod
@@ -156,6 +197,8 @@ class Config:
             values["mode"] = mode
         if (url := compose_url(parsed)) is not None:
             values["redis_url"] = url
+        if "BROKER_URL" in parsed:
+            _check_with_url(str(parsed["BROKER_URL"]), values)
         _warn_ignored(parsed)
         try:
             config = cls(**values)  # type: ignore[arg-type]
@@ -169,7 +212,34 @@ class Config:
         Redis URL masked."""
         shown = {f.name: _show(getattr(self, f.name)) for f in dataclasses.fields(self) if f.init}
         shown["redis_url"] = mask(self.redis_url)
+        shown["url"] = mask(self.backend_url)
         return shown
+
+
+_DEFAULTS: dict[str, object] = {"mode": "memory", "redis_url": _REDIS_URL, "cluster": False}
+
+
+def url_settings(url: str) -> dict[str, object] | None:
+    """The ``mode``, ``redis_url`` and ``cluster`` a built-in backend URL stands for, or None
+    for a scheme of a plug-in.
+
+    Raises:
+        ConfigError: ``url`` has no scheme.
+    """
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep or not scheme:
+        raise ConfigError("url", mask(url), _ACCEPTED["backend"])
+    if scheme == "memory":
+        return {"mode": "memory"}
+    mode: Mode = "redis"
+    if scheme.startswith("hybrid+"):
+        mode, scheme = "hybrid", scheme.removeprefix("hybrid+")
+    cluster = scheme.endswith("+cluster")
+    scheme = scheme.removesuffix("+cluster")
+    if scheme not in ("redis", "rediss", "unix"):
+        return None
+    return {"mode": mode, "redis_url": f"{scheme}://{rest}", "cluster": cluster}
 
 
 # A kind is how `_parse` reads a value: a name below, or the tuple of accepted words.
@@ -180,6 +250,7 @@ _BACKENDS = ("memory", "redis")
 # `compose_url`, or only checked, by `check_balancer` (both in `broker.redis_settings`).
 _VARIABLES: dict[str, tuple[str | None, _Kind]] = {
     "APP_NAME": ("app_name", "str"),
+    "BROKER_URL": ("url", "backend"),
     "BROKER_MODE": ("mode", get_args(Mode)),
     "QUEUE_TYPE": (None, _BACKENDS),
     "BALANCER_TYPE": (None, _BACKENDS),
@@ -229,6 +300,8 @@ _ACCEPTED = {
     "int": "a whole number such as 10",
     "db": "a database number of 0 or more",
     "address": "host:port with a numeric port, such as redis:6379",
+    "backend": "a backend URL such as memory://, redis://host:6379/0, rediss://host:6379/0, "
+    "redis+cluster://host:7000, hybrid+redis://host:6379/0 or a plug-in's scheme://...",
     "url": "a Redis URL such as redis://host:6379/0, rediss://user:password@host:6379/0 "
     "or unix:///run/redis.sock",
 }
@@ -247,6 +320,20 @@ def _warn_ignored(parsed: Mapping[str, object]) -> None:
         if variable in parsed and variable not in _warned:
             _warned.add(variable)
             log.warning("%s is set but has no effect and is ignored: %s", variable, why)
+
+
+def _check_with_url(url: str, values: Mapping[str, object]) -> None:
+    derived = url_settings(url) or {}
+    for field, value in values.items():
+        if field in _DEFAULTS and derived.get(field) != value:
+            variable = "REDIS_URL or its parts" if field == "redis_url" else _env_name(field)
+            shown = mask(str(value)) if field == "redis_url" else value
+            raise ConfigError(
+                variable,
+                shown,
+                f"no value while BROKER_URL is set (BROKER_URL={mask(url)} names the backend "
+                "and its connection), or the same value BROKER_URL implies",
+            )
 
 
 def _show(value: object) -> str:
@@ -270,6 +357,12 @@ def _parse(variable: str, raw: str, kind: _Kind) -> object:
         return text.lower()
     if kind == "duration":
         return parse_duration(text, variable)
+    if kind == "backend":
+        try:
+            url_settings(text)
+        except ConfigError:
+            raise ConfigError(variable, mask(text), _ACCEPTED["backend"]) from None
+        return text
     if kind not in _PARSERS:
         return text
     try:

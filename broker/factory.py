@@ -1,7 +1,8 @@
-"""Constructors: a client for each backend, from code or from the environment.
+"""Constructors: `connect` picks the backend by URL; one named constructor per built-in backend.
 
-Implementations are imported when a constructor runs, so ``import broker`` stays light and
-the backends and balancers may import ``broker.message`` and ``broker.protocols`` freely.
+Each is a thin wrapper of `Client.from_url`: the backend itself is built by the connector that
+`broker.connectors` finds for the URL's scheme, imported on first use, so ``import broker`` loads
+no driver.
 """
 
 from __future__ import annotations
@@ -12,16 +13,21 @@ from typing import Any
 
 from broker.client import Client
 from broker.config import Config
-from broker.errors import MissingDependency
-from broker.protocols import Clock, Strategy, StrategyFactory
+from broker.protocols import Clock, StrategyFactory
 
 __all__ = [
     "client_from_env",
+    "connect",
     "new_client",
     "new_hybrid_client",
     "new_memory_client",
     "new_redis_client",
 ]
+
+
+connect = Client.from_url
+"""A client on the backend ``url`` names: ``memory://``, ``redis://host:6379/0``, ``rediss://``,
+``unix://``, ``redis+cluster://``, ``hybrid+redis://`` or a plug-in's scheme (`Client.from_url`)."""
 
 
 def new_memory_client(
@@ -32,7 +38,8 @@ def new_memory_client(
     clock: Clock | None = None,
     rng: random.Random | None = None,
 ) -> Client:
-    """A client whose queue and registry live in this process (the embedded default).
+    """A client whose queue and registry live in this process (the embedded default);
+    ``connect("memory://", ...)``.
 
     Args:
         app: application name, the default consumer group (overrides ``config.app_name``).
@@ -41,22 +48,7 @@ def new_memory_client(
         clock: time source for leases, delays and heartbeats (a `ManualClock` in tests).
         rng: random source for the strategies and retry jitter.
     """
-    from broker.backends.channels import MemoryChannels
-    from broker.backends.memory import MemoryQueue
-    from broker.balancers.dispatch import LocalDispatcher
-    from broker.balancers.local import LocalBalancer
-    from broker.balancers.registry import MemoryRegistry
-    from broker.clock import SystemClock
-
-    config = _configure(config, app, strategy)
-    clock = clock or SystemClock()
-    registry = MemoryRegistry(clock, config.heartbeat_ttl)
-    balancer = LocalBalancer(registry, strategy or config.strategy, rng)
-    queue = MemoryQueue(clock)
-    dispatcher = LocalDispatcher(queue, balancer)
-    return Client(
-        config, queue, registry, dispatcher, channels=MemoryChannels(), clock=clock, rng=rng
-    )
+    return connect("memory://", app=app, strategy=strategy, config=config, clock=clock, rng=rng)
 
 
 def new_redis_client(
@@ -69,7 +61,8 @@ def new_redis_client(
     rng: random.Random | None = None,
     redis: Any = None,
 ) -> Client:
-    """A client on Redis: durable queues, and a registry and strategy shared by every process.
+    """A client on Redis: durable queues, and a registry and strategy shared by every process;
+    ``connect("redis://...", ...)``.
 
     Args:
         app: application name, the default consumer group (overrides ``config.app_name``).
@@ -85,42 +78,15 @@ def new_redis_client(
     Raises:
         MissingDependency: the ``redis`` extra is not installed.
     """
-    config = _configure(config, app, strategy, url=url)
-    redis, owns, keys, scripts = _redis_parts(config, redis)
-    from broker.backends.redis import (
-        IN_SCRIPT,
-        RedisDispatcher,
-        RedisQueue,
-        RedisRegistry,
+    return connect(
+        _redis_url(config, url),
+        app=app,
+        strategy=strategy,
+        config=config,
+        clock=clock,
+        rng=rng,
+        redis=redis,
     )
-    from broker.balancers.strategies import make_strategy
-    from broker.clock import SystemClock
-
-    clock = clock or SystemClock()
-    registry = RedisRegistry(redis, keys, scripts, clock, config.heartbeat_ttl)
-    chosen = strategy or config.strategy
-    if isinstance(chosen, str) and chosen not in IN_SCRIPT:
-        name = chosen
-
-        def factory(r: random.Random | None) -> Strategy:
-            return make_strategy(name, r)
-
-        chosen = factory
-    queue = RedisQueue(
-        redis, keys, scripts, clock, owns_client=owns, groups_ttl=config.groups_cache
-    )
-    dispatcher = RedisDispatcher(
-        redis,
-        keys,
-        scripts,
-        registry,
-        chosen,
-        clock,
-        rng,
-        lease=config.lease,
-        topics=queue.topic_groups,
-    )
-    return _on_redis(config, (queue, registry, dispatcher), redis, keys, clock, rng, "redis")
 
 
 def new_hybrid_client(
@@ -133,114 +99,39 @@ def new_hybrid_client(
     rng: random.Random | None = None,
     redis: Any = None,
 ) -> Client:
-    """A client with the durable queue in Redis and balancing in this process (for throughput).
+    """A client with the durable queue in Redis and balancing in this process (for throughput);
+    ``connect("hybrid+redis://...", ...)``.
 
     Redis gives each message to one process; this process's balancer picks one of its own
     members by the strategy. Arguments as for `new_redis_client`.
     """
-    from broker.names import process_id
-
-    config = _configure(config, app, strategy, url=url)
-    redis, owns, keys, scripts = _redis_parts(config, redis)
-    from broker.backends.hybrid import HybridDispatcher, HybridQueue
-    from broker.backends.memory import MemoryQueue
-    from broker.backends.redis import RedisQueue
-    from broker.balancers.dispatch import LocalDispatcher
-    from broker.balancers.local import LocalBalancer
-    from broker.balancers.registry import MemoryRegistry
-    from broker.clock import SystemClock
-
-    clock = clock or SystemClock()
-    durable = RedisQueue(
-        redis, keys, scripts, clock, owns_client=owns, groups_ttl=config.groups_cache
-    )
-    local = MemoryQueue(clock)
-    registry = MemoryRegistry(clock, config.heartbeat_ttl)
-    balancer = LocalBalancer(registry, strategy or config.strategy, rng)
-    process = process_id()
-
-    def topics_of(group: str) -> set[str]:
-        return {t for member in registry.live(group).values() for t in member.topics}
-
-    queue = HybridQueue(durable, keys, scripts, local, process, topics_of, ttl=config.heartbeat_ttl)
-    dispatcher = HybridDispatcher(
-        queue, LocalDispatcher(local, balancer), keys, ttl=config.heartbeat_ttl
-    )
-    return _on_redis(config, (queue, registry, dispatcher), redis, keys, clock, rng, "hybrid")
-
-
-def _on_redis(
-    config: Config,
-    parts: tuple[Any, Any, Any],
-    redis: Any,
-    keys: Any,
-    clock: Clock,
-    rng: random.Random | None,
-    mode: str,
-) -> Client:
-    """A client over Redis parts (queue, registry, dispatcher), with Pub/Sub channels and the
-    start-up check that records the prefix's mode, or refuses a client of another mode."""
-    from broker.backends.redis import RedisChannels, claim_mode
-
-    async def check_mode() -> None:
-        await claim_mode(redis, keys, mode)
-
-    queue, registry, dispatcher = parts
-    return Client(
-        config,
-        queue,
-        registry,
-        dispatcher,
-        channels=RedisChannels(redis, keys),
+    return connect(
+        "hybrid+" + _redis_url(config, url),
+        app=app,
+        strategy=strategy,
+        config=config,
         clock=clock,
         rng=rng,
-        checks=[check_mode],
+        redis=redis,
     )
 
 
-def _redis_parts(config: Config, redis: Any) -> tuple[Any, bool, Any, Any]:
-    """The Redis client (connected here unless given), whether the client owns it, the key
-    names and the loaded scripts.
-
-    Raises:
-        MissingDependency: the ``redis`` extra is not installed.
-    """
-    try:
-        from broker.backends.redis import Keys, Scripts, connect
-    except ImportError as exc:
-        raise MissingDependency(f"BROKER_MODE={config.mode}", "redis", "redis") from exc
-    owns = redis is None
-    if redis is None:
-        redis = connect(config.redis_url, pool_size=config.pool_size, cluster=config.cluster)
-    return redis, owns, Keys(config.prefix), Scripts(redis)
-
-
-def _configure(
-    config: Config | None,
-    app: str | None,
-    strategy: str | StrategyFactory | None,
-    *,
-    url: str | None = None,
-) -> Config:
+def _redis_url(config: Config | None, url: str | None) -> str:
+    """``url`` (default: the config's Redis URL), marked ``+cluster`` when the config says so."""
     config = config or Config()
-    if app is not None:
-        config = config.replace(app_name=app)
-    if isinstance(strategy, str):
-        config = config.replace(strategy=strategy)
-    if url is not None:
-        config = config.replace(redis_url=url)
-    return config
+    url = url or config.redis_url
+    scheme, _, rest = url.partition("://")
+    if config.cluster and not scheme.endswith("+cluster"):
+        scheme += "+cluster"
+    return f"{scheme}://{rest}"
 
 
 def new_client(config: Config) -> Client:
-    """A client for ``config.mode``."""
-    if config.mode == "memory":
-        return new_memory_client(config=config)
-    if config.mode == "redis":
-        return new_redis_client(config=config)
-    return new_hybrid_client(config=config)
+    """A client for ``config`` (its ``url``, or its ``mode`` and Redis settings)."""
+    return connect(config=config)
 
 
 def client_from_env(environ: Mapping[str, str] | None = None) -> Client:
-    """A client configured entirely by environment variables (see `Config.from_env`)."""
-    return new_client(Config.from_env(environ))
+    """A client configured entirely by environment variables (see `Config.from_env`;
+    ``BROKER_URL`` names the backend)."""
+    return connect(config=Config.from_env(environ))

@@ -45,6 +45,7 @@ CONTRACT_VARIABLES = {
 # (variable, value, Config field, expected); extra variables a case needs go in EXTRA.
 READS: list[tuple[str, str, str, object]] = [
     ("APP_NAME", "shop", "app_name", "shop"),
+    ("BROKER_URL", "hybrid+redis://h:1/2", "mode", "hybrid"),
     ("BROKER_MODE", "Hybrid", "mode", "hybrid"),
     ("QUEUE_TYPE", "redis", "mode", "redis"),
     ("BALANCER_TYPE", "memory", "mode", "memory"),

@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 
 import broker
+import broker.message
 from broker.backends.redis.keys import CONSUMER_GROUP, Keys
 from broker.protocols import MemberInfo, Queue
 from tests.conftest import FAST, MakeClient
@@ -162,7 +163,7 @@ async def test_acks_settled_together_are_each_fenced_and_counted_once(
     """Acks made together go to Redis in one call: each is fenced on its own, the same
     delivery acked twice in it is acked once, and the counters move by what was acked."""
     client, group, queue = await _member_with_messages(make_client, 30)
-    fetched: list[broker.Delivery] = []
+    fetched: list[broker.message.Delivery] = []
     for _ in range(30):
         fetched += await queue.fetch(group, "m", 30 - len(fetched), 30.0, 0.05)
         if len(fetched) == 30:

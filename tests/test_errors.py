@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import msgspec
 import pytest
 
@@ -103,11 +101,3 @@ def test_redis_dispatcher_strategy_name() -> None:
         RedisDispatcher(None, Keys("p"), None, None, "random", broker.SystemClock())  # type: ignore[arg-type]
     check(info, "strategy", "'random'")
     assert all(name in info.value.accepted for name in IN_SCRIPT)
-
-
-def test_a_missing_redis_package_is_missing_dependency(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "broker.backends.redis", None)  # as if redis were missing
-    with pytest.raises(broker.MissingDependency) as info:
-        broker.new_redis_client("shop", "redis://127.0.0.1:6379/0")
-    assert "pip install 'broker[redis]'" in str(info.value)
-    assert info.value.extra == "redis"

@@ -2,6 +2,7 @@
 
 from broker.backends.redis.channels import RedisChannels
 from broker.backends.redis.connection import connect, translate_errors
+from broker.backends.redis.connector import RedisParts, connect_redis, redis_backend, redis_parts
 from broker.backends.redis.dispatch import IN_SCRIPT, RedisDispatcher
 from broker.backends.redis.entries import Malformed, create_group, decode_text, parse_entry
 from broker.backends.redis.keys import CONSUMER_GROUP, GroupKeys, Keys
@@ -18,14 +19,18 @@ __all__ = [
     "Malformed",
     "RedisChannels",
     "RedisDispatcher",
+    "RedisParts",
     "RedisQueue",
     "RedisRegistry",
     "Scripts",
     "claim_mode",
     "connect",
+    "connect_redis",
     "create_group",
     "decode_text",
     "encode_envelope",
     "parse_entry",
+    "redis_backend",
+    "redis_parts",
     "translate_errors",
 ]
